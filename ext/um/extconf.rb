@@ -1,0 +1,29 @@
+# frozen_string_literal: true
+
+require "mkmf"
+
+abort "UringMachine runs on Linux only" unless RUBY_PLATFORM.include?("linux")
+abort "liburing is needed (Debian/Ubuntu: apt install liburing-dev)" unless have_library("uring", "io_uring_queue_init", "liburing.h")
+
+# Helpers an older liburing lacks are supplied by um_compat.h.
+%w[io_uring_prep_cancel64 io_uring_get_events io_uring_submit_and_get_events].each do |func|
+  have_func(func, "liburing.h")
+end
+have_const("IORING_TIMEOUT_MULTISHOT", "liburing.h")
+
+$CFLAGS << " -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers"
+
+if ENV["UM_DEBUG"] == "1"
+  $CFLAGS << " -O0 -g3"
+  $defs << "-DUM_DEBUG"
+else
+  $CFLAGS << " -O2 -DNDEBUG"
+end
+
+if ENV["UM_SANITIZE"] == "1"
+  flags = " -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
+  $CFLAGS << flags << " -O1 -g"
+  $LDFLAGS << flags
+end
+
+create_makefile("um_ext")

@@ -1,0 +1,218 @@
+// Internal API of the UringMachine engine, shared by the C files.
+//
+// The engine (um_*.c) knows nothing of Ruby classes beyond what it must hold
+// (fibers, buffers, values to resume with); the *_class.c files hold argument
+// checks and method tables and call into the engine.
+#ifndef UM_H
+#define UM_H
+
+#include <ruby.h>
+#include <liburing.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include "um_compat.h"
+
+// Debug output, compiled in and off unless UM_DEBUG_LOG is set at build time.
+#ifndef UM_DEBUG_LOG
+#define UM_DEBUG_LOG 0
+#endif
+#define um_debug(...) do { if (UM_DEBUG_LOG) fprintf(stderr, "[um] " __VA_ARGS__); } while (0)
+
+// After this many consecutive runqueue switches without a visit to the
+// kernel, completions are reaped without blocking, so a busy runqueue never
+// starves fibers waiting on I/O.
+#define UM_FAIRNESS_SWITCHES 64
+
+enum um_op_kind {
+  OP_SCHEDULE,      // runqueue entry made by #schedule / #snooze / #spin
+  OP_TIMEOUT,       // sleep / timeout / prep_timeout
+  OP_MULTISHOT_TIMEOUT,
+  OP_READ,
+  OP_WRITE,
+  OP_WRITEV,
+  OP_WRITE_ASYNC,
+  OP_OPEN,
+  OP_CLOSE,
+  OP_FSYNC,
+  OP_STATX,
+  OP_SPLICE,
+  OP_TEE,
+  OP_POLL,
+  OP_WAKEUP,        // the machine's own read on its eventfd
+};
+
+enum um_op_flag {
+  OP_F_IN_KERNEL   = 1 << 0,  // submitted; the kernel holds it until its last CQE
+  OP_F_HELD        = 1 << 1,  // a waiting fiber or an AsyncOp holds it
+  OP_F_RUNQUEUE    = 1 << 2,  // linked into the runqueue
+  OP_F_WAITING     = 1 << 3,  // a completion should schedule op->fiber
+  OP_F_COMPLETED   = 1 << 4,  // the final CQE arrived
+  OP_F_CANCELED    = 1 << 5,  // a cancel request was submitted
+  OP_F_CALLER_MEM  = 1 << 6,  // the kernel may write to memory the caller owns
+  OP_F_MULTISHOT   = 1 << 7,  // more than one CQE may come
+  OP_F_ASYNC       = 1 << 8,  // owned by an AsyncOp object
+  OP_F_TRANSIENT   = 1 << 9,  // fire and forget (write_async, schedule entries)
+  OP_F_LOCKED      = 1 << 10, // op->buffer was locked by us and must be unlocked
+};
+
+struct um_op {
+  struct um_op *prev, *next;            // runqueue or free list
+  struct um_op *live_prev, *live_next;  // every allocated op, for GC marking
+
+  enum um_op_kind kind;
+  unsigned flags;
+  int32_t res;           // result of the last CQE
+  uint32_t cqe_flags;
+  uint32_t multishot_count;  // CQEs seen by a multishot op, not yet consumed
+
+  VALUE fiber;   // fiber to schedule on completion
+  VALUE value;   // value the fiber is resumed with (schedule entries, timeouts)
+  VALUE buffer;  // memory the kernel reads or writes: kept alive and pinned
+  VALUE extra;   // another object to keep alive (path, iovec owner)
+
+  union {
+    struct __kernel_timespec ts;
+    struct statx stx;
+    struct iovec *iovecs;
+  } data;
+};
+
+struct um_op_chunk {
+  struct um_op_chunk *next;
+  unsigned count;
+  struct um_op ops[];
+};
+
+struct um_metrics {
+  uint64_t total_ops;
+  uint64_t total_switches;
+  uint64_t total_waits;
+  uint64_t async_errors;   // failed write_async / close_async operations
+  unsigned ops_pending;    // in the kernel
+  unsigned ops_runqueue;
+  unsigned ops_free;
+  unsigned ops_transient;
+  unsigned ops_allocated;
+  double time_total_wait;  // seconds spent waiting in the kernel (profile mode)
+};
+
+struct um {
+  VALUE self;
+  int refs;                // the Ruby object and every AsyncOp
+  struct io_uring ring;
+  bool ring_initialized;
+  unsigned size;
+  unsigned setup_flags;
+  bool sqpoll_mode;
+  bool defer_taskrun;
+
+  VALUE thread;            // owning thread
+  VALUE main_fiber;        // the fiber that created the machine
+  unsigned fork_generation; // a change means we are in a forked child
+
+  struct um_op *runqueue_head, *runqueue_tail;
+  struct um_op *free_ops;
+  struct um_op *live_ops;
+  struct um_op_chunk *chunks;
+
+  unsigned switch_count;   // consecutive runqueue switches (fairness)
+  struct um_op *resumed_by; // the entry whose fiber was just transferred to
+  bool waiting;            // blocked in the kernel (GVL released)
+
+  int wakeup_fd;           // eventfd other threads write to
+  bool wakeup_armed;
+  uint64_t wakeup_buf;
+  struct um_op *wakeup_op;
+  struct um_op wakeup_record; // internal: not in the pool, holds no Ruby object
+
+  bool profile_mode;
+  double last_cpu_time;    // thread CPU time at the last switch (profile mode)
+
+  struct um_metrics metrics;
+};
+
+extern VALUE cUM;
+extern VALUE eUMError;
+extern VALUE eUMTerminate;
+extern unsigned um_fork_generation;
+
+// um_ring.c: ring setup, feature probing, submit, reap, wait
+void um_ring_setup(struct um *m, unsigned size, bool sqpoll, double sqpoll_idle);
+void um_ring_teardown(struct um *m);
+struct io_uring_sqe *um_get_sqe(struct um *m, struct um_op *op);
+int um_submit(struct um *m);
+void um_reap(struct um *m, bool block);
+void um_wakeup(struct um *m);
+int um_kernel_version(void);
+void um_require_kernel(int version, const char *feature);
+
+// um_op.c: operation records
+struct um_op *um_op_new(struct um *m, enum um_op_kind kind, unsigned flags);
+void um_op_release(struct um *m, struct um_op *op);
+void um_op_free_unused(struct um *m, struct um_op *op);
+void um_op_complete(struct um *m, struct um_op *op, int32_t res, uint32_t cqe_flags);
+void um_op_cancel(struct um *m, struct um_op *op);
+void um_op_abandon(struct um *m, struct um_op *op, int *state, VALUE *errinfo, VALUE *pending);
+VALUE um_op_run(struct um *m, struct um_op *op);
+VALUE um_op_await_async(struct um *m, struct um_op *op);
+void um_op_set_buffer(struct um *m, struct um_op *op, VALUE buffer);
+void um_ops_mark(struct um *m);
+void um_ops_compact(struct um *m);
+void um_ops_free_all(struct um *m);
+void um_raise_on_error(int32_t res, const char *syscall);
+VALUE um_raise_if_exception(VALUE v);
+
+// um_sched.c: runqueue, switching, timers
+void um_runqueue_push(struct um *m, struct um_op *op);
+void um_runqueue_unshift(struct um *m, struct um_op *op);
+void um_runqueue_remove(struct um *m, struct um_op *op);
+struct um_op *um_runqueue_shift(struct um *m);
+VALUE um_switch(struct um *m);
+VALUE um_schedule(struct um *m, VALUE fiber, VALUE value);
+VALUE um_snooze(struct um *m);
+VALUE um_yield(struct um *m);
+double um_sleep(struct um *m, double seconds, bool forever);
+VALUE um_timeout(struct um *m, double seconds, VALUE exception);
+VALUE um_periodically(struct um *m, double interval);
+struct um_op *um_prep_timeout(struct um *m, double seconds);
+double um_fiber_cpu_time(struct um *m, VALUE fiber);
+void um_set_profile_mode(struct um *m, bool on);
+double um_thread_cpu_time(void);
+double um_monotonic_time(void);
+void um_timespec_set(struct __kernel_timespec *ts, double seconds);
+
+// um_buffer.c: access to String and IO::Buffer memory
+void *um_buffer_for_read(VALUE buffer, size_t maxlen, ssize_t *offset);
+void um_buffer_after_read(VALUE buffer, ssize_t offset, ssize_t count);
+const void *um_buffer_for_write(VALUE buffer, size_t *len);
+void um_buffer_lock(VALUE buffer);
+void um_buffer_unlock(VALUE buffer);
+size_t um_buffer_default_read_len(VALUE buffer, ssize_t offset);
+
+// um_file.c: files and generic fd operations
+VALUE um_open(struct um *m, VALUE path, int flags, mode_t mode);
+VALUE um_read(struct um *m, int fd, VALUE buffer, ssize_t maxlen, ssize_t buffer_offset, int64_t file_offset);
+VALUE um_write(struct um *m, int fd, VALUE buffer, ssize_t len, int64_t file_offset);
+VALUE um_writev(struct um *m, int fd, int argc, VALUE *buffers, int64_t file_offset);
+VALUE um_write_async(struct um *m, int fd, VALUE buffer, ssize_t len, int64_t file_offset);
+VALUE um_close(struct um *m, int fd);
+VALUE um_close_async(struct um *m, int fd);
+VALUE um_fsync(struct um *m, int fd);
+VALUE um_statx(struct um *m, int dirfd, VALUE path, int flags, unsigned mask);
+VALUE um_splice(struct um *m, int fd_in, int fd_out, unsigned nbytes);
+VALUE um_tee(struct um *m, int fd_in, int fd_out, unsigned nbytes);
+VALUE um_poll(struct um *m, int fd, unsigned mask);
+
+// Init functions, one per binding file
+void Init_um_class(void);
+void Init_um_async_op(void);
+void Init_um_const(void);
+void Init_um_sched(void);
+
+// um_class.c
+struct um *um_get_machine(VALUE self);
+void um_check_owner(struct um *m);
+void um_unref(struct um *m);
+
+#endif

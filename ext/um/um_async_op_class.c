@@ -1,0 +1,123 @@
+// UM::AsyncOp: an operation not tied to a fiber (#prep_timeout).
+#include "um.h"
+#include <errno.h>
+
+static VALUE cAsyncOp;
+static VALUE sym_timeout;
+
+struct um_async_op {
+  VALUE machine;
+  struct um *m;     // holds a reference: the record lives in its pool
+  struct um_op *op;
+};
+
+static void async_op_mark(void *ptr) {
+  struct um_async_op *a = ptr;
+  rb_gc_mark_movable(a->machine);
+}
+
+static void async_op_compact(void *ptr) {
+  struct um_async_op *a = ptr;
+  a->machine = rb_gc_location(a->machine);
+}
+
+static void async_op_free(void *ptr) {
+  struct um_async_op *a = ptr;
+  if (a->op) {
+    // If the kernel still holds the record, its last CQE frees it.
+    a->op->flags &= ~OP_F_WAITING;
+    um_op_release(a->m, a->op);
+  }
+  if (a->m) um_unref(a->m);
+  free(a);
+}
+
+static size_t async_op_memsize(const void *ptr) {
+  return sizeof(struct um_async_op);
+}
+
+static const rb_data_type_t async_op_type = {
+  .wrap_struct_name = "UringMachine::AsyncOp",
+  .function = { .dmark = async_op_mark, .dfree = async_op_free, .dsize = async_op_memsize, .dcompact = async_op_compact },
+  .flags = RUBY_TYPED_WB_PROTECTED,
+};
+
+static struct um_async_op *async_op_get(VALUE self) {
+  struct um_async_op *a;
+  TypedData_Get_Struct(self, struct um_async_op, &async_op_type, a);
+  return a;
+}
+
+/*
+ * call-seq: prep_timeout(seconds) -> UM::AsyncOp
+ *
+ * Starts a timer not tied to a fiber; wait for it with AsyncOp#await.
+ */
+static VALUE um_prep_timeout_m(VALUE self, VALUE seconds) {
+  struct um *m = um_get_machine(self);
+  if (!rb_obj_is_kind_of(seconds, rb_cNumeric))
+    rb_raise(rb_eTypeError, "can't convert %s into time interval", rb_obj_classname(seconds));
+  double interval = NUM2DBL(seconds);
+  if (!(interval >= 0)) rb_raise(rb_eArgError, "time interval must not be negative");
+
+  struct um_async_op *a = calloc(1, sizeof(struct um_async_op));
+  if (!a) rb_raise(rb_eNoMemError, "failed to allocate an AsyncOp");
+  a->machine = Qnil;
+  VALUE obj = TypedData_Wrap_Struct(cAsyncOp, &async_op_type, a);
+  RB_OBJ_WRITE(obj, &a->machine, self);
+  a->m = m;
+  m->refs++;
+  a->op = um_prep_timeout(m, interval);
+  return obj;
+}
+
+/* Waits for the operation to finish; returns its result (-ETIME for an expired timer). */
+static VALUE async_op_await(VALUE self) {
+  struct um_async_op *a = async_op_get(self);
+  um_check_owner(a->m);
+  return um_op_await_async(a->m, a->op);
+}
+
+/* Cancels the operation if it is still running. */
+static VALUE async_op_cancel(VALUE self) {
+  struct um_async_op *a = async_op_get(self);
+  um_check_owner(a->m);
+  um_op_cancel(a->m, a->op);
+  return self;
+}
+
+/* Whether the operation finished. */
+static VALUE async_op_done_p(VALUE self) {
+  return (async_op_get(self)->op->flags & OP_F_COMPLETED) ? Qtrue : Qfalse;
+}
+
+/* Whether the operation finished because it was cancelled. */
+static VALUE async_op_cancelled_p(VALUE self) {
+  struct um_op *op = async_op_get(self)->op;
+  return (op->flags & OP_F_COMPLETED) && op->res == -ECANCELED ? Qtrue : Qfalse;
+}
+
+/* The result (an Integer, negative errno on failure), or nil while running. */
+static VALUE async_op_result(VALUE self) {
+  struct um_op *op = async_op_get(self)->op;
+  return (op->flags & OP_F_COMPLETED) ? INT2NUM(op->res) : Qnil;
+}
+
+/* The kind of operation: :timeout. */
+static VALUE async_op_kind(VALUE self) {
+  return sym_timeout;
+}
+
+void Init_um_async_op(void) {
+  sym_timeout = ID2SYM(rb_intern("timeout"));
+  cAsyncOp = rb_define_class_under(cUM, "AsyncOp", rb_cObject);
+  rb_undef_alloc_func(cAsyncOp);
+  rb_define_method(cUM, "prep_timeout", um_prep_timeout_m, 1);
+  rb_define_method(cAsyncOp, "await", async_op_await, 0);
+  rb_define_method(cAsyncOp, "join", async_op_await, 0);
+  rb_define_method(cAsyncOp, "cancel", async_op_cancel, 0);
+  rb_define_method(cAsyncOp, "done?", async_op_done_p, 0);
+  rb_define_method(cAsyncOp, "cancelled?", async_op_cancelled_p, 0);
+  rb_define_method(cAsyncOp, "result", async_op_result, 0);
+  rb_define_method(cAsyncOp, "kind", async_op_kind, 0);
+}

@@ -1,0 +1,86 @@
+// Access to the memory of buffers given by the user: a String (grown as
+// needed) or an IO::Buffer.
+#include "um.h"
+#include <ruby/io/buffer.h>
+
+#define UM_DEFAULT_STRING_READ_LEN 65536
+
+static bool um_is_io_buffer(VALUE buffer) {
+  return rb_obj_is_kind_of(buffer, rb_cIOBuffer) == Qtrue;
+}
+
+static void um_buffer_type_error(VALUE buffer) {
+  rb_raise(rb_eTypeError, "buffer must be a String or an IO::Buffer, not %s", rb_obj_classname(buffer));
+}
+
+size_t um_buffer_default_read_len(VALUE buffer, ssize_t offset) {
+  if (RB_TYPE_P(buffer, T_STRING)) return UM_DEFAULT_STRING_READ_LEN;
+  if (!um_is_io_buffer(buffer)) um_buffer_type_error(buffer);
+
+  void *base;
+  size_t size;
+  rb_io_buffer_get_bytes_for_writing(buffer, &base, &size);
+  if (offset < 0) offset = (ssize_t)size + offset + 1;
+  if (offset < 0 || (size_t)offset > size) return 0;
+  return size - (size_t)offset;
+}
+
+// Returns where to read maxlen bytes into the buffer at *offset (negative:
+// counted from the end, -1 appends); *offset is set to the absolute offset.
+void *um_buffer_for_read(VALUE buffer, size_t maxlen, ssize_t *offset) {
+  ssize_t ofs = *offset;
+  if (RB_TYPE_P(buffer, T_STRING)) {
+    long len = RSTRING_LEN(buffer);
+    if (ofs < 0) ofs = len + ofs + 1;
+    if (ofs < 0 || ofs > len)
+      rb_raise(rb_eArgError, "buffer offset %zd is out of range for a String of %ld bytes", *offset, len);
+    rb_str_modify(buffer);
+    size_t needed = (size_t)ofs + maxlen;
+    if (needed > (size_t)len) rb_str_modify_expand(buffer, (long)(needed - (size_t)len));
+    *offset = ofs;
+    return RSTRING_PTR(buffer) + ofs;
+  }
+  if (!um_is_io_buffer(buffer)) um_buffer_type_error(buffer);
+
+  void *base;
+  size_t size;
+  rb_io_buffer_get_bytes_for_writing(buffer, &base, &size);
+  if (ofs < 0) ofs = (ssize_t)size + ofs + 1;
+  if (ofs < 0 || (size_t)ofs > size)
+    rb_raise(rb_eArgError, "buffer offset %zd is out of range for an IO::Buffer of %zu bytes", *offset, size);
+  if (maxlen > size - (size_t)ofs)
+    rb_raise(rb_eArgError, "cannot read %zu bytes at offset %zd into an IO::Buffer of %zu bytes", maxlen, ofs, size);
+  *offset = ofs;
+  return (char *)base + ofs;
+}
+
+// A String ends where the data read ends.
+void um_buffer_after_read(VALUE buffer, ssize_t offset, ssize_t count) {
+  if (!RB_TYPE_P(buffer, T_STRING)) return;
+  if (count < 0) count = 0;
+  rb_str_set_len(buffer, offset + count);
+}
+
+const void *um_buffer_for_write(VALUE buffer, size_t *len) {
+  if (RB_TYPE_P(buffer, T_STRING)) {
+    *len = RSTRING_LEN(buffer);
+    return RSTRING_PTR(buffer);
+  }
+  if (!um_is_io_buffer(buffer)) um_buffer_type_error(buffer);
+
+  const void *base;
+  rb_io_buffer_get_bytes_for_reading(buffer, &base, len);
+  return base;
+}
+
+// Guards the buffer's memory against changes from Ruby while the kernel
+// uses it. Raises if it is already locked (for example by another read).
+void um_buffer_lock(VALUE buffer) {
+  if (RB_TYPE_P(buffer, T_STRING)) rb_str_locktmp(buffer);
+  else rb_io_buffer_lock(buffer);
+}
+
+void um_buffer_unlock(VALUE buffer) {
+  if (RB_TYPE_P(buffer, T_STRING)) rb_str_unlocktmp(buffer);
+  else rb_io_buffer_unlock(buffer);
+}

@@ -1,0 +1,625 @@
+// Ruby bindings of the machine: argument checks, TypedData, method table.
+#include "um.h"
+#include <ruby/io/buffer.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <float.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+VALUE cUM;
+VALUE eUMError;
+VALUE eUMTerminate;
+unsigned um_fork_generation;
+static VALUE cFiber; // not exported by Ruby's headers
+
+static ID id_new;
+static ID id_machine_ivar;
+static VALUE sym_size, sym_sqpoll;
+
+// Largest count one read or write transfers, as in Linux's MAX_RW_COUNT.
+#define UM_MAX_RW_COUNT 0x7ffff000L
+#define UM_MAX_ENTRIES 32768
+
+static void um_mark(void *ptr) {
+  struct um *m = ptr;
+  rb_gc_mark_movable(m->thread);
+  rb_gc_mark_movable(m->main_fiber);
+  um_ops_mark(m);
+}
+
+static void um_compact(void *ptr) {
+  struct um *m = ptr;
+  m->self = rb_gc_location(m->self);
+  m->thread = rb_gc_location(m->thread);
+  m->main_fiber = rb_gc_location(m->main_fiber);
+  um_ops_compact(m);
+}
+
+void um_unref(struct um *m) {
+  if (--m->refs > 0) return;
+
+  um_ring_teardown(m);
+  um_ops_free_all(m);
+  free(m);
+}
+
+static void um_free(void *ptr) {
+  um_unref(ptr);
+}
+
+static size_t um_memsize(const void *ptr) {
+  const struct um *m = ptr;
+  return sizeof(struct um) + m->metrics.ops_allocated * sizeof(struct um_op);
+}
+
+static const rb_data_type_t um_type = {
+  .wrap_struct_name = "UringMachine",
+  .function = { .dmark = um_mark, .dfree = um_free, .dsize = um_memsize, .dcompact = um_compact },
+  .flags = RUBY_TYPED_WB_PROTECTED,
+};
+
+static VALUE um_allocate(VALUE klass) {
+  struct um *m = calloc(1, sizeof(struct um));
+  if (!m) rb_raise(rb_eNoMemError, "failed to allocate a machine");
+  m->refs = 1;
+  m->wakeup_fd = -1;
+  m->thread = Qnil;
+  m->main_fiber = Qnil;
+  m->wakeup_op = &m->wakeup_record;
+  m->wakeup_record.kind = OP_WAKEUP;
+  VALUE self = TypedData_Wrap_Struct(klass, &um_type, m);
+  m->self = self;
+  return self;
+}
+
+static struct um *um_get_raw(VALUE self) {
+  struct um *m;
+  TypedData_Get_Struct(self, struct um, &um_type, m);
+  if (!m->ring_initialized) rb_raise(eUMError, "machine is not initialized");
+  return m;
+}
+
+static void um_check_process(struct um *m) {
+  if (m->fork_generation != um_fork_generation)
+    rb_raise(eUMError,
+      "this machine belongs to the parent process (it was inherited through fork); "
+      "use Thread.current.machine or UM.new in the child");
+}
+
+void um_check_owner(struct um *m) {
+  um_check_process(m);
+  if (m->thread != rb_thread_current())
+    rb_raise(eUMError, "this machine belongs to another thread");
+}
+
+struct um *um_get_machine(VALUE self) {
+  struct um *m = um_get_raw(self);
+  um_check_owner(m);
+  return m;
+}
+
+// Argument checks
+
+static int um_fd_arg(VALUE v) {
+  if (!RB_INTEGER_TYPE_P(v))
+    rb_raise(rb_eTypeError, "fd must be an Integer, not %s", rb_obj_classname(v));
+  return NUM2INT(v);
+}
+
+static long um_integer_arg(VALUE v, const char *name) {
+  if (!RB_INTEGER_TYPE_P(v))
+    rb_raise(rb_eTypeError, "%s must be an Integer, not %s", name, rb_obj_classname(v));
+  return NUM2LONG(v);
+}
+
+// nil: -1 (the default); else a length >= 0.
+static ssize_t um_len_arg(VALUE v, const char *name) {
+  if (NIL_P(v)) return -1;
+  long len = um_integer_arg(v, name);
+  if (len < 0) rb_raise(rb_eArgError, "negative %s: %ld", name, len);
+  return len > UM_MAX_RW_COUNT ? UM_MAX_RW_COUNT : len;
+}
+
+static int64_t um_file_offset_arg(VALUE v) {
+  if (NIL_P(v)) return -1;
+  if (!RB_INTEGER_TYPE_P(v))
+    rb_raise(rb_eTypeError, "file offset must be an Integer, not %s", rb_obj_classname(v));
+  int64_t ofs = NUM2LL(v);
+  if (ofs < -1) rb_raise(rb_eArgError, "file offset must be >= 0, or -1 for the current position (got %lld)", (long long)ofs);
+  return ofs;
+}
+
+static double um_interval_arg(VALUE v) {
+  if (!rb_obj_is_kind_of(v, rb_cNumeric))
+    rb_raise(rb_eTypeError, "can't convert %s into time interval", rb_obj_classname(v));
+  double d = NUM2DBL(v);
+  if (isnan(d)) rb_raise(rb_eArgError, "time interval must be a number (got NaN)");
+  if (d < 0) rb_raise(rb_eArgError, "time interval must not be negative");
+  if (d > (double)LLONG_MAX / 2) d = (double)LLONG_MAX / 2;
+  return d;
+}
+
+static void um_check_buffer(VALUE buffer) {
+  if (!RB_TYPE_P(buffer, T_STRING) && !rb_obj_is_kind_of(buffer, rb_cIOBuffer))
+    rb_raise(rb_eTypeError, "buffer must be a String or an IO::Buffer, not %s", rb_obj_classname(buffer));
+}
+
+// Machine
+
+/*
+ * call-seq:
+ *   UM.new(size = 4096) -> machine
+ *   UM.new(size: 4096, sqpoll: false) -> machine
+ *
+ * Creates a machine with a ring of +size+ submission entries. +sqpoll+ true
+ * (or an idle time in seconds) turns on kernel-side submission polling.
+ * Raises UM::Error when io_uring is not available, saying why.
+ */
+static VALUE um_initialize(int argc, VALUE *argv, VALUE self) {
+  struct um *m;
+  TypedData_Get_Struct(self, struct um, &um_type, m);
+  if (m->ring_initialized) rb_raise(eUMError, "machine is already initialized");
+
+  VALUE size_arg = Qnil, opts = Qnil;
+  rb_scan_args(argc, argv, "01:", &size_arg, &opts);
+  VALUE sqpoll_arg = Qfalse;
+  if (!NIL_P(opts)) {
+    VALUE values[2] = { Qundef, Qundef };
+    ID keys[2] = { SYM2ID(sym_size), SYM2ID(sym_sqpoll) };
+    rb_get_kwargs(opts, keys, 0, 2, values);
+    if (values[0] != Qundef) {
+      if (!NIL_P(size_arg)) rb_raise(rb_eArgError, "size given both as an argument and as a keyword");
+      size_arg = values[0];
+    }
+    if (values[1] != Qundef) sqpoll_arg = values[1];
+  }
+
+  unsigned size = 4096;
+  if (!NIL_P(size_arg)) {
+    long n = um_integer_arg(size_arg, "size");
+    if (n < 1 || n > UM_MAX_ENTRIES)
+      rb_raise(rb_eArgError, "size must be between 1 and %d (got %ld)", UM_MAX_ENTRIES, n);
+    size = (unsigned)n;
+  }
+
+  bool sqpoll = false;
+  double idle = 1.0;
+  if (sqpoll_arg == Qtrue)
+    sqpoll = true;
+  else if (RTEST(sqpoll_arg)) {
+    if (!rb_obj_is_kind_of(sqpoll_arg, rb_cNumeric))
+      rb_raise(rb_eTypeError, "sqpoll must be true, false or an idle time in seconds, not %s", rb_obj_classname(sqpoll_arg));
+    idle = um_interval_arg(sqpoll_arg);
+    if (idle > 3600) rb_raise(rb_eArgError, "sqpoll idle time must be at most 3600 seconds");
+    sqpoll = true;
+  }
+
+  RB_OBJ_WRITE(self, &m->thread, rb_thread_current());
+  RB_OBJ_WRITE(self, &m->main_fiber, rb_fiber_current());
+  m->fork_generation = um_fork_generation;
+  um_ring_setup(m, size, sqpoll, idle);
+  return self;
+}
+
+/* Number of submission queue entries. */
+static VALUE um_size_m(VALUE self) {
+  return UINT2NUM(um_get_raw(self)->size);
+}
+
+/* Whether kernel-side submission polling is on. */
+static VALUE um_sqpoll_mode_p(VALUE self) {
+  return um_get_raw(self)->sqpoll_mode ? Qtrue : Qfalse;
+}
+
+/* The fiber that created the machine (private). */
+static VALUE um_main_fiber(VALUE self) {
+  return um_get_raw(self)->main_fiber;
+}
+
+/* Submits pending SQEs now; returns how many were submitted. */
+static VALUE um_submit_m(VALUE self) {
+  return INT2NUM(um_submit(um_get_machine(self)));
+}
+
+/* From any thread: makes the machine return from a wait in the kernel. */
+static VALUE um_wakeup_m(VALUE self) {
+  struct um *m = um_get_raw(self);
+  um_check_process(m);
+  um_wakeup(m);
+  return Qnil;
+}
+
+/* A Hash of the machine's counters (see the README for their meaning). */
+static VALUE um_metrics_m(VALUE self) {
+  struct um *m = um_get_machine(self);
+  VALUE h = rb_hash_new();
+#define SET(name, value) rb_hash_aset(h, ID2SYM(rb_intern(name)), value)
+  SET("size", UINT2NUM(m->size));
+  SET("total_ops", ULL2NUM(m->metrics.total_ops));
+  SET("total_switches", ULL2NUM(m->metrics.total_switches));
+  SET("total_waits", ULL2NUM(m->metrics.total_waits));
+  SET("ops_pending", UINT2NUM(m->metrics.ops_pending));
+  SET("ops_unsubmitted", UINT2NUM(io_uring_sq_ready(&m->ring)));
+  SET("ops_runqueue", UINT2NUM(m->metrics.ops_runqueue));
+  SET("ops_free", UINT2NUM(m->metrics.ops_free));
+  SET("ops_transient", UINT2NUM(m->metrics.ops_transient));
+  SET("async_errors", ULL2NUM(m->metrics.async_errors));
+  if (m->profile_mode) {
+    SET("time_total_wait", DBL2NUM(m->metrics.time_total_wait));
+  }
+#undef SET
+  return h;
+}
+
+/* Turns per-fiber CPU time accounting on or off. */
+static VALUE um_profile_mode_set(VALUE self, VALUE on) {
+  um_set_profile_mode(um_get_machine(self), RTEST(on));
+  return on;
+}
+
+static VALUE um_profile_mode_p(VALUE self) {
+  return um_get_machine(self)->profile_mode ? Qtrue : Qfalse;
+}
+
+/*
+ * call-seq: fiber_cpu_time(fiber = Fiber.current) -> Float
+ *
+ * CPU seconds spent running the fiber while profile mode was on.
+ */
+static VALUE um_fiber_cpu_time_m(int argc, VALUE *argv, VALUE self) {
+  struct um *m = um_get_machine(self);
+  VALUE fiber = rb_check_arity(argc, 0, 1) ? argv[0] : rb_fiber_current();
+  if (!rb_obj_is_kind_of(fiber, cFiber))
+    rb_raise(rb_eTypeError, "expected a Fiber, not %s", rb_obj_classname(fiber));
+  return DBL2NUM(um_fiber_cpu_time(m, fiber));
+}
+
+// Fibers and time
+
+/*
+ * call-seq: schedule(fiber, value) -> self
+ *
+ * Puts the fiber on the runqueue; it resumes with +value+, or raises it if
+ * it is an exception. May be called from another thread.
+ */
+static VALUE um_schedule_m(VALUE self, VALUE fiber, VALUE value) {
+  struct um *m = um_get_raw(self);
+  um_check_process(m);
+  if (!rb_obj_is_kind_of(fiber, cFiber))
+    rb_raise(rb_eTypeError, "expected a Fiber, not %s", rb_obj_classname(fiber));
+  um_schedule(m, fiber, value);
+  if (m->thread != rb_thread_current()) um_wakeup(m);
+  return self;
+}
+
+/* Reschedules the current fiber behind the others and lets them run. */
+static VALUE um_snooze_m(VALUE self) {
+  return um_snooze(um_get_machine(self));
+}
+
+/* Suspends the current fiber until something schedules it. */
+static VALUE um_yield_m(VALUE self) {
+  return um_yield(um_get_machine(self));
+}
+
+/* Runs the next runqueue entry without rescheduling the current fiber. */
+static VALUE um_switch_m(VALUE self) {
+  return um_switch(um_get_machine(self));
+}
+
+/*
+ * call-seq: sleep(seconds = nil) -> Float
+ *
+ * Suspends the current fiber; returns the seconds slept. nil sleeps until
+ * the fiber is scheduled; 0 lets the other fibers run once.
+ */
+static VALUE um_sleep_m(int argc, VALUE *argv, VALUE self) {
+  struct um *m = um_get_machine(self);
+  VALUE arg = rb_check_arity(argc, 0, 1) ? argv[0] : Qnil;
+  bool forever = NIL_P(arg);
+  double seconds = forever ? 0 : um_interval_arg(arg);
+  return DBL2NUM(um_sleep(m, seconds, forever));
+}
+
+static VALUE um_exception_arg(VALUE exc) {
+  if (RB_TYPE_P(exc, T_CLASS) && RTEST(rb_class_inherited_p(exc, rb_eException)))
+    return rb_funcall(exc, id_new, 1, rb_str_new_cstr("execution expired"));
+  if (rb_obj_is_kind_of(exc, rb_eException)) return exc;
+  rb_raise(rb_eTypeError, "exception class/object expected, not %s", rb_obj_classname(exc));
+}
+
+/*
+ * call-seq: timeout(seconds, exception_class_or_instance) { } -> block value
+ *
+ * Raises the exception in the current fiber if the block runs longer than
+ * +seconds+; the operation it waits on is cancelled.
+ */
+static VALUE um_timeout_m(VALUE self, VALUE seconds, VALUE exc) {
+  struct um *m = um_get_machine(self);
+  rb_need_block();
+  double interval = um_interval_arg(seconds);
+  return um_timeout(m, interval, um_exception_arg(exc));
+}
+
+/* Calls the block every +interval+ seconds until it breaks or raises. */
+static VALUE um_periodically_m(VALUE self, VALUE interval) {
+  struct um *m = um_get_machine(self);
+  rb_need_block();
+  double seconds = um_interval_arg(interval);
+  if (seconds == 0) rb_raise(rb_eArgError, "interval must be greater than 0");
+  return um_periodically(m, seconds);
+}
+
+// Files and descriptors
+
+/*
+ * call-seq:
+ *   open(path, flags, mode = 0666) -> fd
+ *   open(path, flags, mode = 0666) { |fd| } -> block value
+ *
+ * Opens a file. The block form closes the fd when the block returns.
+ */
+static VALUE um_open_close(VALUE arg) {
+  VALUE *args = (VALUE *)arg;
+  struct um *m = um_get_raw(args[0]);
+  return um_close(m, NUM2INT(args[1]));
+}
+
+static VALUE um_open_m(int argc, VALUE *argv, VALUE self) {
+  struct um *m = um_get_machine(self);
+  rb_check_arity(argc, 2, 3);
+  int flags = (int)um_integer_arg(argv[1], "flags");
+  mode_t mode = argc > 2 ? (mode_t)um_integer_arg(argv[2], "mode") : 0666;
+  VALUE fd = um_open(m, argv[0], flags, mode);
+  if (!rb_block_given_p() || !FIXNUM_P(fd)) return fd;
+
+  VALUE args[2] = { self, fd };
+  return rb_ensure(rb_yield, fd, um_open_close, (VALUE)args);
+}
+
+/*
+ * call-seq: read(fd, buffer, maxlen = nil, buffer_offset = 0, file_offset = -1) -> Integer
+ *
+ * Reads up to +maxlen+ bytes into the buffer at +buffer_offset+ (negative:
+ * from the end, -1 appends). Returns the bytes read, 0 at EOF.
+ */
+static VALUE um_read_m(int argc, VALUE *argv, VALUE self) {
+  struct um *m = um_get_machine(self);
+  rb_check_arity(argc, 2, 5);
+  int fd = um_fd_arg(argv[0]);
+  VALUE buffer = argv[1];
+  um_check_buffer(buffer);
+  ssize_t buffer_offset = argc > 3 && !NIL_P(argv[3]) ? um_integer_arg(argv[3], "buffer offset") : 0;
+  int64_t file_offset = argc > 4 ? um_file_offset_arg(argv[4]) : -1;
+  ssize_t maxlen = argc > 2 ? um_len_arg(argv[2], "length") : -1;
+  if (maxlen < 0) maxlen = um_buffer_default_read_len(buffer, buffer_offset);
+  return um_read(m, fd, buffer, maxlen, buffer_offset, file_offset);
+}
+
+/*
+ * call-seq: write(fd, buffer, len = nil, file_offset = -1) -> Integer
+ *
+ * Writes up to +len+ bytes (default: the whole buffer); may be partial.
+ */
+static VALUE um_write_m(int argc, VALUE *argv, VALUE self) {
+  struct um *m = um_get_machine(self);
+  rb_check_arity(argc, 2, 4);
+  int fd = um_fd_arg(argv[0]);
+  um_check_buffer(argv[1]);
+  ssize_t len = argc > 2 ? um_len_arg(argv[2], "length") : -1;
+  int64_t file_offset = argc > 3 ? um_file_offset_arg(argv[3]) : -1;
+  return um_write(m, fd, argv[1], len, file_offset);
+}
+
+/*
+ * call-seq: writev(fd, *buffers, file_offset = -1) -> Integer
+ *
+ * Writes every buffer in order, all of them; returns the total bytes.
+ */
+static VALUE um_writev_m(int argc, VALUE *argv, VALUE self) {
+  struct um *m = um_get_machine(self);
+  rb_check_arity(argc, 1, UNLIMITED_ARGUMENTS);
+  int fd = um_fd_arg(argv[0]);
+  int count = argc - 1;
+  int64_t file_offset = -1;
+  if (count > 0 && RB_INTEGER_TYPE_P(argv[argc - 1])) {
+    file_offset = um_file_offset_arg(argv[argc - 1]);
+    count--;
+  }
+  if (count > IOV_MAX) rb_raise(rb_eArgError, "too many buffers (%d, at most %d)", count, IOV_MAX);
+  for (int i = 0; i < count; i++) um_check_buffer(argv[1 + i]);
+  return um_writev(m, fd, count, argv + 1, file_offset);
+}
+
+/*
+ * call-seq: write_async(fd, buffer, len = nil, file_offset = -1) -> buffer
+ *
+ * Writes without waiting; the buffer is kept alive until the kernel is done.
+ * Failures are counted in metrics[:async_errors].
+ */
+static VALUE um_write_async_m(int argc, VALUE *argv, VALUE self) {
+  struct um *m = um_get_machine(self);
+  rb_check_arity(argc, 2, 4);
+  int fd = um_fd_arg(argv[0]);
+  um_check_buffer(argv[1]);
+  ssize_t len = argc > 2 ? um_len_arg(argv[2], "length") : -1;
+  int64_t file_offset = argc > 3 ? um_file_offset_arg(argv[3]) : -1;
+  return um_write_async(m, fd, argv[1], len, file_offset);
+}
+
+/* Closes the fd; returns it. */
+static VALUE um_close_m(VALUE self, VALUE fd) {
+  return um_close(um_get_machine(self), um_fd_arg(fd));
+}
+
+/* Closes the fd without waiting; returns it. */
+static VALUE um_close_async_m(VALUE self, VALUE fd) {
+  return um_close_async(um_get_machine(self), um_fd_arg(fd));
+}
+
+/* Flushes the file's data and metadata to storage. */
+static VALUE um_fsync_m(VALUE self, VALUE fd) {
+  return um_fsync(um_get_machine(self), um_fd_arg(fd));
+}
+
+/*
+ * call-seq: statx(dirfd, path, flags, mask) -> Hash
+ *
+ * File status: :dev, :ino, :mode, :nlink, :uid, :gid, :size, :blocks,
+ * :blksize, :rdev, :mask and the times :atime, :mtime, :ctime, :btime as
+ * Float seconds.
+ */
+static VALUE um_statx_m(VALUE self, VALUE dirfd, VALUE path, VALUE flags, VALUE mask) {
+  struct um *m = um_get_machine(self);
+  int fd = um_fd_arg(dirfd);
+  int f = (int)um_integer_arg(flags, "flags");
+  unsigned msk = (unsigned)um_integer_arg(mask, "mask");
+  return um_statx(m, fd, path, f, msk);
+}
+
+static unsigned um_count_arg(VALUE v) {
+  long n = um_integer_arg(v, "length");
+  if (n < 0) rb_raise(rb_eArgError, "negative length: %ld", n);
+  return n > UINT_MAX ? UINT_MAX : (unsigned)n;
+}
+
+/* Moves up to +nbytes+ from one fd to another, one of them a pipe. */
+static VALUE um_splice_m(VALUE self, VALUE in, VALUE out, VALUE nbytes) {
+  struct um *m = um_get_machine(self);
+  return um_splice(m, um_fd_arg(in), um_fd_arg(out), um_count_arg(nbytes));
+}
+
+/* Duplicates up to +nbytes+ from one pipe to another without consuming. */
+static VALUE um_tee_m(VALUE self, VALUE in, VALUE out, VALUE nbytes) {
+  struct um *m = um_get_machine(self);
+  return um_tee(m, um_fd_arg(in), um_fd_arg(out), um_count_arg(nbytes));
+}
+
+/* Waits until the fd is ready for the events in +mask+; returns them. */
+static VALUE um_poll_m(VALUE self, VALUE fd, VALUE mask) {
+  struct um *m = um_get_machine(self);
+  return um_poll(m, um_fd_arg(fd), (unsigned)um_integer_arg(mask, "mask"));
+}
+
+// Class methods
+
+/* Version of the running kernel, e.g. 618 for 6.18. */
+static VALUE um_s_kernel_version(VALUE klass) {
+  return INT2NUM(um_kernel_version());
+}
+
+/* A pipe: [read_fd, write_fd]. */
+static VALUE um_s_pipe(VALUE klass) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) < 0) rb_sys_fail("pipe");
+  return rb_ary_new_from_args(2, INT2NUM(fds[0]), INT2NUM(fds[1]));
+}
+
+/* A pair of connected sockets: [fd, fd]. */
+static VALUE um_s_socketpair(VALUE klass, VALUE domain, VALUE type, VALUE protocol) {
+  int fds[2];
+  int d = (int)um_integer_arg(domain, "domain");
+  int t = (int)um_integer_arg(type, "type");
+  int p = (int)um_integer_arg(protocol, "protocol");
+  if (socketpair(d, t | SOCK_CLOEXEC, p, fds) < 0) rb_sys_fail("socketpair");
+  return rb_ary_new_from_args(2, INT2NUM(fds[0]), INT2NUM(fds[1]));
+}
+
+/* A pidfd referring to the process +pid+. */
+static VALUE um_s_pidfd_open(VALUE klass, VALUE pid) {
+  int fd = (int)syscall(SYS_pidfd_open, (pid_t)um_integer_arg(pid, "pid"), 0);
+  if (fd < 0) rb_sys_fail("pidfd_open");
+  return INT2NUM(fd);
+}
+
+/* Sends the signal to the process the pidfd refers to; returns 0. */
+static VALUE um_s_pidfd_send_signal(VALUE klass, VALUE pidfd, VALUE sig) {
+  int ret = (int)syscall(SYS_pidfd_send_signal, um_fd_arg(pidfd), (int)um_integer_arg(sig, "signal"), NULL, 0);
+  if (ret < 0) rb_sys_fail("pidfd_send_signal");
+  return INT2NUM(ret);
+}
+
+/*
+ * call-seq: thread.machine -> UM
+ *
+ * The thread's machine, created on first use and renewed in a forked child.
+ */
+static VALUE um_thread_machine(VALUE thread) {
+  VALUE machine = rb_attr_get(thread, id_machine_ivar);
+  if (!NIL_P(machine)) {
+    struct um *m = um_get_raw(machine);
+    if (m->fork_generation == um_fork_generation) return machine;
+  }
+  if (thread != rb_thread_current())
+    rb_raise(eUMError, "a thread's machine can only be created by the thread itself");
+  machine = rb_class_new_instance(0, NULL, cUM);
+  rb_ivar_set(thread, id_machine_ivar, machine);
+  return machine;
+}
+
+static void um_atfork_child(void) {
+  um_fork_generation++;
+}
+
+void Init_um_class(void) {
+  id_new = rb_intern("new");
+  id_machine_ivar = rb_intern("__um_machine");
+  sym_size = ID2SYM(rb_intern("size"));
+  sym_sqpoll = ID2SYM(rb_intern("sqpoll"));
+  pthread_atfork(NULL, NULL, um_atfork_child);
+  rb_global_variable(&cFiber);
+  cFiber = rb_const_get(rb_cObject, rb_intern("Fiber"));
+
+  cUM = rb_define_class("UringMachine", rb_cObject);
+  rb_define_const(rb_cObject, "UM", cUM);
+  rb_define_alloc_func(cUM, um_allocate);
+
+  eUMError = rb_define_class_under(cUM, "Error", rb_eStandardError);
+  eUMTerminate = rb_define_class_under(cUM, "Terminate", rb_eException);
+
+  rb_define_method(cUM, "initialize", um_initialize, -1);
+  rb_define_method(cUM, "size", um_size_m, 0);
+  rb_define_method(cUM, "sqpoll_mode?", um_sqpoll_mode_p, 0);
+  rb_define_method(cUM, "submit", um_submit_m, 0);
+  rb_define_private_method(cUM, "main_fiber", um_main_fiber, 0);
+  rb_define_method(cUM, "wakeup", um_wakeup_m, 0);
+  rb_define_method(cUM, "metrics", um_metrics_m, 0);
+  rb_define_method(cUM, "profile_mode=", um_profile_mode_set, 1);
+  rb_define_method(cUM, "profile_mode?", um_profile_mode_p, 0);
+  rb_define_method(cUM, "fiber_cpu_time", um_fiber_cpu_time_m, -1);
+
+  rb_define_method(cUM, "schedule", um_schedule_m, 2);
+  rb_define_method(cUM, "snooze", um_snooze_m, 0);
+  rb_define_method(cUM, "yield", um_yield_m, 0);
+  rb_define_method(cUM, "switch", um_switch_m, 0);
+  rb_define_method(cUM, "sleep", um_sleep_m, -1);
+  rb_define_method(cUM, "timeout", um_timeout_m, 2);
+  rb_define_method(cUM, "periodically", um_periodically_m, 1);
+
+  rb_define_method(cUM, "open", um_open_m, -1);
+  rb_define_method(cUM, "read", um_read_m, -1);
+  rb_define_method(cUM, "write", um_write_m, -1);
+  rb_define_method(cUM, "writev", um_writev_m, -1);
+  rb_define_method(cUM, "write_async", um_write_async_m, -1);
+  rb_define_method(cUM, "close", um_close_m, 1);
+  rb_define_method(cUM, "close_async", um_close_async_m, 1);
+  rb_define_method(cUM, "fsync", um_fsync_m, 1);
+  rb_define_method(cUM, "statx", um_statx_m, 4);
+  rb_define_method(cUM, "splice", um_splice_m, 3);
+  rb_define_method(cUM, "tee", um_tee_m, 3);
+  rb_define_method(cUM, "poll", um_poll_m, 2);
+
+  rb_define_singleton_method(cUM, "kernel_version", um_s_kernel_version, 0);
+  rb_define_singleton_method(cUM, "pipe", um_s_pipe, 0);
+  rb_define_singleton_method(cUM, "socketpair", um_s_socketpair, 3);
+  rb_define_singleton_method(cUM, "pidfd_open", um_s_pidfd_open, 1);
+  rb_define_singleton_method(cUM, "pidfd_send_signal", um_s_pidfd_send_signal, 2);
+
+  rb_define_method(rb_cThread, "machine", um_thread_machine, 0);
+}

@@ -1,0 +1,9 @@
+// Entry point of the extension: one init per part.
+#include "um.h"
+
+void Init_um_ext(void) {
+  Init_um_class();
+  Init_um_sched();
+  Init_um_async_op();
+  Init_um_const();
+}

@@ -1,0 +1,311 @@
+// Files and generic fd operations.
+#include "um.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+// A frozen String whose memory stays put while the kernel reads it, even if
+// the caller changes the original meanwhile (the original gets a copy).
+static VALUE um_stable_string(VALUE str) {
+  return OBJ_FROZEN(str) ? str : rb_str_new_frozen(str);
+}
+
+static VALUE um_path_string(VALUE path) {
+  VALUE str = um_stable_string(rb_get_path(path));
+  StringValueCStr(str);
+  return str;
+}
+
+// Runs an op without caller memory, returns its result or raises.
+static int32_t um_run_simple(struct um *m, struct um_op *op, const char *syscall, VALUE *early) {
+  VALUE v = um_op_run(m, op);
+  if (v != Qundef) {
+    *early = v;
+    return 0;
+  }
+  int32_t res = op->res;
+  um_op_release(m, op);
+  um_raise_on_error(res, syscall);
+  return res;
+}
+
+VALUE um_poll(struct um *m, int fd, unsigned mask) {
+  struct um_op *op = um_op_new(m, OP_POLL, 0);
+  struct io_uring_sqe *sqe = um_get_sqe(m, op);
+  io_uring_prep_poll_add(sqe, fd, mask);
+  VALUE early = Qundef;
+  int32_t res = um_run_simple(m, op, "poll", &early);
+  return early != Qundef ? early : INT2NUM(res);
+}
+
+// io_uring completes reads and writes on O_NONBLOCK fds with EAGAIN instead
+// of waiting; those are retried once the fd is ready.
+static VALUE um_wait_ready(struct um *m, int fd, unsigned events) {
+  VALUE v = um_poll(m, fd, events);
+  return FIXNUM_P(v) ? Qundef : v;
+}
+
+VALUE um_read(struct um *m, int fd, VALUE buffer, ssize_t maxlen, ssize_t buffer_offset, int64_t file_offset) {
+  while (true) {
+    ssize_t offset = buffer_offset;
+    void *ptr = um_buffer_for_read(buffer, (size_t)maxlen, &offset);
+    um_buffer_lock(buffer);
+
+    struct um_op *op = um_op_new(m, OP_READ, OP_F_CALLER_MEM | OP_F_LOCKED);
+    um_op_set_buffer(m, op, buffer);
+    struct io_uring_sqe *sqe = um_get_sqe(m, op);
+    io_uring_prep_read(sqe, fd, ptr, (unsigned)maxlen, (uint64_t)file_offset);
+
+    VALUE v = um_op_run(m, op);
+    if (v != Qundef) return v;
+
+    int32_t res = op->res;
+    um_op_release(m, op);
+    if (res == -EAGAIN) {
+      v = um_wait_ready(m, fd, POLLIN);
+      if (v != Qundef) return v;
+      continue;
+    }
+    um_raise_on_error(res, "read");
+    um_buffer_after_read(buffer, offset, res);
+    return INT2NUM(res);
+  }
+}
+
+static size_t um_write_len(VALUE buffer, size_t size, ssize_t len) {
+  if (len < 0) return size;
+  if ((size_t)len > size)
+    rb_raise(rb_eArgError, "length %zd exceeds the buffer size (%zu bytes)", len, size);
+  return (size_t)len;
+}
+
+VALUE um_write(struct um *m, int fd, VALUE buffer, ssize_t len, int64_t file_offset) {
+  if (RB_TYPE_P(buffer, T_STRING)) buffer = um_stable_string(buffer);
+  while (true) {
+    size_t size;
+    const void *ptr = um_buffer_for_write(buffer, &size);
+    size_t count = um_write_len(buffer, size, len);
+
+    struct um_op *op = um_op_new(m, OP_WRITE, OP_F_CALLER_MEM);
+    um_op_set_buffer(m, op, buffer);
+    struct io_uring_sqe *sqe = um_get_sqe(m, op);
+    io_uring_prep_write(sqe, fd, ptr, (unsigned)count, (uint64_t)file_offset);
+
+    VALUE v = um_op_run(m, op);
+    if (v != Qundef) return v;
+
+    int32_t res = op->res;
+    um_op_release(m, op);
+    if (res == -EAGAIN) {
+      v = um_wait_ready(m, fd, POLLOUT);
+      if (v != Qundef) return v;
+      continue;
+    }
+    um_raise_on_error(res, "write");
+    return INT2NUM(res);
+  }
+}
+
+// Writes every byte of every buffer, looping over partial writes.
+VALUE um_writev(struct um *m, int fd, int argc, VALUE *argv, int64_t file_offset) {
+  VALUE buffers = rb_ary_new_capa(argc);
+  for (int i = 0; i < argc; i++) {
+    VALUE b = argv[i];
+    rb_ary_push(buffers, RB_TYPE_P(b, T_STRING) ? um_stable_string(b) : b);
+  }
+
+  struct iovec *iovecs = malloc(sizeof(struct iovec) * (size_t)(argc > 0 ? argc : 1));
+  if (!iovecs) rb_raise(rb_eNoMemError, "failed to allocate iovecs");
+  size_t total = 0;
+  for (int i = 0; i < argc; i++) {
+    size_t size;
+    const void *ptr = um_buffer_for_write(RARRAY_AREF(buffers, i), &size);
+    iovecs[i].iov_base = (void *)ptr;
+    iovecs[i].iov_len = size;
+    total += size;
+  }
+
+  struct iovec *first = iovecs;
+  int count = argc;
+  size_t left = total;
+  size_t written = 0;
+  while (left > 0) {
+    struct um_op *op = um_op_new(m, OP_WRITEV, OP_F_CALLER_MEM);
+    // The record owns the iovecs from here: freed with the record.
+    op->data.iovecs = iovecs;
+    iovecs = NULL;
+    RB_OBJ_WRITE(m->self, &op->extra, buffers);
+    struct io_uring_sqe *sqe = um_get_sqe(m, op);
+    io_uring_prep_writev(sqe, fd, first, (unsigned)count, (uint64_t)file_offset);
+
+    VALUE v = um_op_run(m, op);
+    if (v != Qundef) return v;
+
+    // Take back the iovecs: the kernel is done with them.
+    int32_t res = op->res;
+    iovecs = op->data.iovecs;
+    op->data.iovecs = NULL;
+    um_op_release(m, op);
+    if (res == -EAGAIN) {
+      v = um_wait_ready(m, fd, POLLOUT);
+      if (v != Qundef) {
+        free(iovecs);
+        return v;
+      }
+      continue;
+    }
+    if (res < 0) {
+      free(iovecs);
+      um_raise_on_error(res, "writev");
+    }
+
+    written += res;
+    left -= res;
+    if (file_offset >= 0) file_offset += res;
+    size_t n = (size_t)res;
+    while (count > 0 && n >= first->iov_len) {
+      n -= first->iov_len;
+      first++;
+      count--;
+    }
+    if (count > 0) {
+      first->iov_base = (char *)first->iov_base + n;
+      first->iov_len -= n;
+    }
+  }
+  free(iovecs);
+  RB_GC_GUARD(buffers);
+  return SIZET2NUM(written);
+}
+
+// Fire and forget. IOSQE_CQE_SKIP_SUCCESS leaves a successful write without a
+// CQE, so a NOP is linked after it: exactly one CQE comes for the pair (the
+// NOP's on success; the write's on failure, which also skips the NOP's), and
+// it releases the record that keeps the buffer alive.
+VALUE um_write_async(struct um *m, int fd, VALUE buffer, ssize_t len, int64_t file_offset) {
+  VALUE stable = RB_TYPE_P(buffer, T_STRING) ? um_stable_string(buffer) : buffer;
+  size_t size;
+  const void *ptr = um_buffer_for_write(stable, &size);
+  size_t count = um_write_len(stable, size, len);
+
+  // Both SQEs must go in the same submission for the link to hold.
+  if (io_uring_sq_space_left(&m->ring) < 2) um_submit(m);
+
+  struct um_op *op = um_op_new(m, OP_WRITE_ASYNC, OP_F_TRANSIENT);
+  um_op_set_buffer(m, op, stable);
+  struct io_uring_sqe *sqe = um_get_sqe(m, op);
+  io_uring_prep_write(sqe, fd, ptr, (unsigned)count, (uint64_t)file_offset);
+  sqe->flags |= IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS;
+
+  sqe = um_get_sqe(m, NULL);
+  io_uring_prep_nop(sqe);
+  io_uring_sqe_set_data(sqe, op);
+  return buffer;
+}
+
+VALUE um_open(struct um *m, VALUE path, int flags, mode_t mode) {
+  VALUE str = um_path_string(path);
+  struct um_op *op = um_op_new(m, OP_OPEN, 0);
+  RB_OBJ_WRITE(m->self, &op->extra, str);
+  struct io_uring_sqe *sqe = um_get_sqe(m, op);
+  io_uring_prep_openat(sqe, AT_FDCWD, RSTRING_PTR(str), flags, mode);
+  VALUE early = Qundef;
+  int32_t res = um_run_simple(m, op, "open", &early);
+  return early != Qundef ? early : INT2NUM(res);
+}
+
+VALUE um_close(struct um *m, int fd) {
+  struct um_op *op = um_op_new(m, OP_CLOSE, 0);
+  struct io_uring_sqe *sqe = um_get_sqe(m, op);
+  io_uring_prep_close(sqe, fd);
+  VALUE early = Qundef;
+  um_run_simple(m, op, "close", &early);
+  return early != Qundef ? early : INT2NUM(fd);
+}
+
+// No record: nothing to keep alive, and only a failure posts a CQE (counted
+// in metrics as an async error).
+VALUE um_close_async(struct um *m, int fd) {
+  struct io_uring_sqe *sqe = um_get_sqe(m, NULL);
+  io_uring_prep_close(sqe, fd);
+  sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+  m->metrics.total_ops++;
+  return INT2NUM(fd);
+}
+
+VALUE um_fsync(struct um *m, int fd) {
+  struct um_op *op = um_op_new(m, OP_FSYNC, 0);
+  struct io_uring_sqe *sqe = um_get_sqe(m, op);
+  io_uring_prep_fsync(sqe, fd, 0);
+  VALUE early = Qundef;
+  int32_t res = um_run_simple(m, op, "fsync", &early);
+  return early != Qundef ? early : INT2NUM(res);
+}
+
+static VALUE um_statx_time(struct statx_timestamp *t) {
+  return DBL2NUM(t->tv_sec + t->tv_nsec / 1e9);
+}
+
+static VALUE um_statx_hash(struct statx *s) {
+  VALUE h = rb_hash_new();
+#define SET(name, value) rb_hash_aset(h, ID2SYM(rb_intern(name)), value)
+  SET("mask", UINT2NUM(s->stx_mask));
+  SET("dev", ULL2NUM(makedev(s->stx_dev_major, s->stx_dev_minor)));
+  SET("rdev", ULL2NUM(makedev(s->stx_rdev_major, s->stx_rdev_minor)));
+  SET("ino", ULL2NUM(s->stx_ino));
+  SET("mode", UINT2NUM(s->stx_mode));
+  SET("nlink", UINT2NUM(s->stx_nlink));
+  SET("uid", UINT2NUM(s->stx_uid));
+  SET("gid", UINT2NUM(s->stx_gid));
+  SET("size", ULL2NUM(s->stx_size));
+  SET("blksize", UINT2NUM(s->stx_blksize));
+  SET("blocks", ULL2NUM(s->stx_blocks));
+  SET("atime", um_statx_time(&s->stx_atime));
+  SET("mtime", um_statx_time(&s->stx_mtime));
+  SET("ctime", um_statx_time(&s->stx_ctime));
+  SET("btime", um_statx_time(&s->stx_btime));
+#undef SET
+  return h;
+}
+
+// The statx buffer is part of the record, which outlives the kernel's use.
+VALUE um_statx(struct um *m, int dirfd, VALUE path, int flags, unsigned mask) {
+  VALUE str = NIL_P(path) ? rb_str_new_frozen(rb_str_new_cstr("")) : um_path_string(path);
+  struct um_op *op = um_op_new(m, OP_STATX, 0);
+  RB_OBJ_WRITE(m->self, &op->extra, str);
+  struct io_uring_sqe *sqe = um_get_sqe(m, op);
+  io_uring_prep_statx(sqe, dirfd, RSTRING_PTR(str), flags, mask, &op->data.stx);
+
+  VALUE v = um_op_run(m, op);
+  if (v != Qundef) return v;
+  int32_t res = op->res;
+  if (res < 0) {
+    um_op_release(m, op);
+    um_raise_on_error(res, "statx");
+  }
+  VALUE h = um_statx_hash(&op->data.stx);
+  um_op_release(m, op);
+  return h;
+}
+
+static VALUE um_splice_op(struct um *m, enum um_op_kind kind, int fd_in, int fd_out, unsigned nbytes) {
+  struct um_op *op = um_op_new(m, kind, 0);
+  struct io_uring_sqe *sqe = um_get_sqe(m, op);
+  if (kind == OP_SPLICE)
+    io_uring_prep_splice(sqe, fd_in, -1, fd_out, -1, nbytes, 0);
+  else
+    io_uring_prep_tee(sqe, fd_in, fd_out, nbytes, 0);
+  VALUE early = Qundef;
+  int32_t res = um_run_simple(m, op, kind == OP_SPLICE ? "splice" : "tee", &early);
+  return early != Qundef ? early : INT2NUM(res);
+}
+
+VALUE um_splice(struct um *m, int fd_in, int fd_out, unsigned nbytes) {
+  return um_splice_op(m, OP_SPLICE, fd_in, fd_out, nbytes);
+}
+
+VALUE um_tee(struct um *m, int fd_in, int fd_out, unsigned nbytes) {
+  return um_splice_op(m, OP_TEE, fd_in, fd_out, nbytes);
+}

@@ -1,0 +1,236 @@
+// Operation records: pool, lifecycle, waiting, cancellation.
+//
+// A record lives while any of these holds it: the kernel (OP_F_IN_KERNEL,
+// until its last CQE), the runqueue (OP_F_RUNQUEUE) and a holder
+// (OP_F_HELD: the fiber waiting on it, a timeout frame or an AsyncOp). When
+// the last one lets go it returns to the machine's free list. Records are
+// plain malloc'd memory, so pointers handed to the kernel (timespecs, statx
+// buffers, iovecs) never move.
+#include "um.h"
+#include <errno.h>
+
+#define UM_OP_CHUNK_SIZE 64
+
+static void um_op_chunk_alloc(struct um *m) {
+  struct um_op_chunk *chunk = malloc(sizeof(struct um_op_chunk) + UM_OP_CHUNK_SIZE * sizeof(struct um_op));
+  if (!chunk) rb_raise(rb_eNoMemError, "failed to allocate operation records");
+
+  chunk->count = UM_OP_CHUNK_SIZE;
+  chunk->next = m->chunks;
+  m->chunks = chunk;
+  for (unsigned i = 0; i < UM_OP_CHUNK_SIZE; i++) {
+    struct um_op *op = &chunk->ops[i];
+    op->next = m->free_ops;
+    m->free_ops = op;
+  }
+  m->metrics.ops_free += UM_OP_CHUNK_SIZE;
+  m->metrics.ops_allocated += UM_OP_CHUNK_SIZE;
+}
+
+struct um_op *um_op_new(struct um *m, enum um_op_kind kind, unsigned flags) {
+  if (!m->free_ops) um_op_chunk_alloc(m);
+
+  struct um_op *op = m->free_ops;
+  m->free_ops = op->next;
+  m->metrics.ops_free--;
+
+  op->prev = op->next = NULL;
+  op->kind = kind;
+  op->flags = flags;
+  op->res = 0;
+  op->cqe_flags = 0;
+  op->multishot_count = 0;
+  op->fiber = op->value = op->buffer = op->extra = Qnil;
+  op->data.iovecs = NULL;
+
+  op->live_prev = NULL;
+  op->live_next = m->live_ops;
+  if (m->live_ops) m->live_ops->live_prev = op;
+  m->live_ops = op;
+
+  if (flags & OP_F_TRANSIENT) m->metrics.ops_transient++;
+  return op;
+}
+
+static void um_op_free(struct um *m, struct um_op *op) {
+  if (op->live_prev) op->live_prev->live_next = op->live_next;
+  else m->live_ops = op->live_next;
+  if (op->live_next) op->live_next->live_prev = op->live_prev;
+
+  if (op->kind == OP_WRITEV && op->data.iovecs) free(op->data.iovecs);
+  if (op->flags & OP_F_TRANSIENT) m->metrics.ops_transient--;
+
+  op->fiber = op->value = op->buffer = op->extra = Qnil;
+  op->next = m->free_ops;
+  m->free_ops = op;
+  m->metrics.ops_free++;
+}
+
+// Frees the record if nothing holds it any more.
+void um_op_free_unused(struct um *m, struct um_op *op) {
+  if (!(op->flags & (OP_F_IN_KERNEL | OP_F_RUNQUEUE | OP_F_HELD))) um_op_free(m, op);
+}
+
+void um_op_set_buffer(struct um *m, struct um_op *op, VALUE buffer) {
+  RB_OBJ_WRITE(m->self, &op->buffer, buffer);
+}
+
+// The holder lets go: unlock its buffer, stop waiting.
+void um_op_release(struct um *m, struct um_op *op) {
+  if (op->flags & OP_F_LOCKED) {
+    op->flags &= ~OP_F_LOCKED;
+    um_buffer_unlock(op->buffer);
+  }
+  op->flags &= ~(OP_F_HELD | OP_F_WAITING);
+  if (op->flags & OP_F_RUNQUEUE) um_runqueue_remove(m, op);
+  um_op_free_unused(m, op);
+}
+
+// Called for each CQE of the op.
+void um_op_complete(struct um *m, struct um_op *op, int32_t res, uint32_t cqe_flags) {
+  op->res = res;
+  op->cqe_flags = cqe_flags;
+
+  bool final = !(op->flags & OP_F_MULTISHOT) || !(cqe_flags & IORING_CQE_F_MORE);
+  if (op->flags & OP_F_MULTISHOT) op->multishot_count++;
+  if (final) {
+    op->flags = (op->flags & ~OP_F_IN_KERNEL) | OP_F_COMPLETED;
+    m->metrics.ops_pending--;
+  }
+  if (op->kind == OP_WRITE_ASYNC && res < 0) m->metrics.async_errors++;
+
+  if ((op->flags & OP_F_WAITING) && !(op->flags & OP_F_RUNQUEUE))
+    um_runqueue_push(m, op);
+  else
+    um_op_free_unused(m, op);
+}
+
+static VALUE um_switch_protected(VALUE arg) {
+  return um_switch((struct um *)arg);
+}
+
+static bool um_is_exception(VALUE v) {
+  return !RB_SPECIAL_CONST_P(v) && RB_TYPE_P(v, T_OBJECT) && rb_obj_is_kind_of(v, rb_eException);
+}
+
+VALUE um_raise_if_exception(VALUE v) {
+  if (um_is_exception(v)) rb_exc_raise(v);
+  return v;
+}
+
+void um_raise_on_error(int32_t res, const char *syscall) {
+  if (res < 0) rb_syserr_fail(-res, syscall);
+}
+
+// The fiber was resumed by something other than its operation: take the op
+// off the runqueue if its completion is already there, cancel it in the
+// kernel, and when the kernel may still write into the caller's memory, wait
+// (letting other fibers run) until the kernel has let go. Wakes that arrive
+// meanwhile are not lost: the first exception or jump among them is kept.
+void um_op_abandon(struct um *m, struct um_op *op, int *state, VALUE *errinfo, VALUE *pending) {
+  op->flags &= ~OP_F_WAITING;
+  if (op->flags & OP_F_RUNQUEUE) um_runqueue_remove(m, op);
+  if (!(op->flags & OP_F_IN_KERNEL)) return;
+
+  um_op_cancel(m, op);
+  if (!(op->flags & OP_F_CALLER_MEM)) return;
+
+  op->flags |= OP_F_WAITING;
+  while (op->flags & OP_F_IN_KERNEL) {
+    int wait_state = 0;
+    VALUE v = rb_protect(um_switch_protected, (VALUE)m, &wait_state);
+    if (m->resumed_by == op && !wait_state) continue;
+    if (wait_state) {
+      if (!*state) {
+        *state = wait_state;
+        *errinfo = rb_errinfo();
+      }
+      rb_set_errinfo(Qnil);
+    }
+    else if (!*state && !um_is_exception(*pending) && um_is_exception(v))
+      *pending = v;
+  }
+  op->flags &= ~OP_F_WAITING;
+  if (op->flags & OP_F_RUNQUEUE) um_runqueue_remove(m, op);
+}
+
+// Suspends the calling fiber until the op completes. Returns Qundef when it
+// did; the op is still held and the caller reads op->res, then releases it.
+// When the fiber is resumed otherwise, the op is abandoned and released; an
+// exception it was resumed with is raised, another value is returned in
+// place of the result (as the 1.0 gem does).
+VALUE um_op_run(struct um *m, struct um_op *op) {
+  op->flags |= OP_F_HELD | OP_F_WAITING;
+  RB_OBJ_WRITE(m->self, &op->fiber, rb_fiber_current());
+
+  int state = 0;
+  VALUE v = rb_protect(um_switch_protected, (VALUE)m, &state);
+  if (!state && m->resumed_by == op) {
+    op->flags &= ~OP_F_WAITING;
+    return Qundef;
+  }
+
+  VALUE pending = state ? Qnil : v;
+  VALUE errinfo = state ? rb_errinfo() : Qnil;
+  if (state) rb_set_errinfo(Qnil);
+  um_op_abandon(m, op, &state, &errinfo, &pending);
+  um_op_release(m, op);
+  if (state) {
+    if (!NIL_P(errinfo)) rb_set_errinfo(errinfo);
+    rb_jump_tag(state);
+  }
+  RB_GC_GUARD(errinfo);
+  return um_raise_if_exception(pending);
+}
+
+void um_ops_mark(struct um *m) {
+  for (struct um_op *op = m->live_ops; op; op = op->live_next) {
+    rb_gc_mark_movable(op->fiber);
+    rb_gc_mark_movable(op->value);
+    // Memory the kernel reads or writes must not move.
+    rb_gc_mark(op->buffer);
+    if (RB_TYPE_P(op->extra, T_ARRAY)) {
+      long len = RARRAY_LEN(op->extra);
+      for (long i = 0; i < len; i++) rb_gc_mark(RARRAY_AREF(op->extra, i));
+    }
+    rb_gc_mark(op->extra);
+  }
+}
+
+void um_ops_compact(struct um *m) {
+  for (struct um_op *op = m->live_ops; op; op = op->live_next) {
+    op->fiber = rb_gc_location(op->fiber);
+    op->value = rb_gc_location(op->value);
+  }
+}
+
+void um_ops_free_all(struct um *m) {
+  for (struct um_op *op = m->live_ops; op; op = op->live_next)
+    if (op->kind == OP_WRITEV && op->data.iovecs) free(op->data.iovecs);
+
+  struct um_op_chunk *chunk = m->chunks;
+  while (chunk) {
+    struct um_op_chunk *next = chunk->next;
+    free(chunk);
+    chunk = next;
+  }
+  m->chunks = NULL;
+  m->live_ops = m->free_ops = NULL;
+}
+
+// Waits for an op owned by an AsyncOp. Unlike um_op_run, an early wake
+// leaves the op running: only AsyncOp#cancel cancels it.
+VALUE um_op_await_async(struct um *m, struct um_op *op) {
+  if (op->flags & OP_F_COMPLETED) return INT2NUM(op->res);
+
+  op->flags |= OP_F_WAITING;
+  RB_OBJ_WRITE(m->self, &op->fiber, rb_fiber_current());
+  int state = 0;
+  VALUE v = rb_protect(um_switch_protected, (VALUE)m, &state);
+  op->flags &= ~OP_F_WAITING;
+  if (!state && m->resumed_by == op) return INT2NUM(op->res);
+
+  um_runqueue_remove(m, op);
+  if (state) rb_jump_tag(state);
+  return um_raise_if_exception(v);
+}

@@ -1,0 +1,143 @@
+# frozen_string_literal: true
+
+require "set"
+require_relative "uringmachine/version"
+require "um_ext"
+
+# UringMachine runs fibers over Linux io_uring: each I/O call suspends only
+# the calling fiber, and the machine runs the others meanwhile. The engine is
+# in C (ext/um); this file adds the fiber life cycle on top of its runqueue.
+class UringMachine
+  # Starts a new non-blocking fiber running the block, scheduled to start
+  # with +value+. Returns the fiber. The block's value (or the exception it
+  # raised) becomes the fiber's result.
+  def spin(value = nil, klass = Fiber, &block)
+    raise ArgumentError, "no block given" unless block
+    raise TypeError, "#{klass.inspect} is not a Fiber class" unless klass.is_a?(Class) && klass <= Fiber
+
+    machine = self
+    fiber = klass.new(blocking: false) do |start_value|
+      machine.__send__(:run_fiber, Fiber.current, block, start_value)
+    end
+    live_fibers << fiber
+    schedule(fiber, value)
+    fiber
+  end
+
+  # Waits for the fibers to finish; returns the result of the one fiber, or
+  # an Array of results. A fiber that ended with an exception has the
+  # exception as its result.
+  def join(*fibers)
+    wait_for_fibers(fibers)
+    results = fibers.map(&:result)
+    fibers.size == 1 ? results.first : results
+  end
+
+  # Waits for the fibers to finish; returns how many were waited for.
+  def await(*fibers)
+    wait_for_fibers(fibers)
+    fibers.size
+  end
+
+  # Raises UM::Terminate in each fiber that is still running.
+  def terminate(*fibers)
+    fibers.each { |fiber| schedule(fiber, Terminate.new) unless fiber.done? }
+    nil
+  end
+
+  # The fibers spun on this machine that have not finished yet.
+  def fiber_set
+    live_fibers.dup
+  end
+
+  private
+
+  def live_fibers
+    @live_fibers ||= Set.new
+  end
+
+  def run_fiber(fiber, block, start_value)
+    result = begin
+      # Terminated or raised into before it ever ran.
+      raise start_value if start_value.is_a?(Exception)
+
+      block.call(start_value)
+    rescue Exception => e # rubocop:disable Lint/RescueException
+      e
+    end
+    finish_fiber(fiber, result)
+  end
+
+  # Records the result, wakes the joiners, then switches away for good: a
+  # fiber switched to by transfer must never return, or Ruby would resume
+  # the thread's root fiber out of turn.
+  def finish_fiber(fiber, result)
+    fiber.__send__(:um_finish, result)
+    live_fibers.delete(fiber)
+    fiber.__send__(:um_joins)&.each do |join|
+      join.remaining -= 1
+      schedule(join.fiber, nil) if join.remaining.zero?
+    end
+    loop { switch_away }
+  end
+
+  def switch_away
+    switch
+  rescue Exception => e # rubocop:disable Lint/RescueException
+    # An interrupt that arrived while this finished fiber was the one
+    # waiting in the kernel goes to the fiber that created the machine.
+    schedule(main_fiber, e) if main_fiber&.alive?
+  end
+
+  Join = Struct.new(:fiber, :remaining)
+  private_constant :Join
+
+  def wait_for_fibers(fibers)
+    fibers.each do |f|
+      raise TypeError, "expected a Fiber, not #{f.class}" unless f.is_a?(Fiber)
+    end
+    pending = fibers.reject(&:done?).uniq
+    return if pending.empty?
+
+    join = Join.new(Fiber.current, pending.size)
+    pending.each { |f| f.__send__(:um_add_join, join) }
+    begin
+      self.yield until pending.all?(&:done?)
+    ensure
+      pending.each { |f| f.__send__(:um_remove_join, join) }
+    end
+  end
+end
+
+UM = UringMachine unless defined?(UM)
+
+class Fiber
+  # Whether the fiber finished (for a fiber spun by a machine: its block
+  # returned or raised).
+  def done?
+    @um_done || !alive?
+  end
+
+  # The value the fiber's block returned, or the exception it raised; nil
+  # while it runs.
+  def result
+    @um_result
+  end
+
+  private
+
+  def um_finish(result)
+    @um_result = result
+    @um_done = true
+  end
+
+  def um_joins = @um_joins
+
+  def um_add_join(join)
+    (@um_joins ||= []) << join
+  end
+
+  def um_remove_join(join)
+    @um_joins&.delete(join)
+  end
+end
