@@ -41,7 +41,12 @@ class UringMachine
 
   # Raises UM::Terminate in each fiber that is still running.
   def terminate(*fibers)
-    fibers.each { |fiber| schedule(fiber, Terminate.new) unless fiber.done? }
+    fibers.each do |fiber|
+      next if fiber.done?
+
+      fiber.__send__(:um_terminate)
+      schedule(fiber, Terminate.new)
+    end
     nil
   end
 
@@ -59,6 +64,7 @@ class UringMachine
   def run_fiber(fiber, block, start_value)
     result = begin
       # Terminated or raised into before it ever ran.
+      raise Terminate if fiber.__send__(:um_terminated?)
       raise start_value if start_value.is_a?(Exception)
 
       block.call(start_value)
@@ -132,6 +138,12 @@ class Fiber
   end
 
   def um_joins = @um_joins
+
+  def um_terminate
+    @um_terminated = true
+  end
+
+  def um_terminated? = @um_terminated
 
   def um_add_join(join)
     (@um_joins ||= []) << join

@@ -1,0 +1,107 @@
+# frozen_string_literal: true
+
+require_relative "helper"
+
+class CancelTest < UMTestCase
+  def test_timeout_during_read_leaves_buffer_untouched
+    r, w = pipe
+    buf = +"untouched"
+    assert_raises(Timeout::Error) do
+      @machine.timeout(0.01, Timeout::Error) { @machine.read(r, buf, 100, -1) }
+    end
+    assert_no_pending_ops
+
+    # Data written afterwards is not taken by the cancelled read.
+    @machine.write(w, "later")
+    assert_equal "untouched", buf
+    buf << "!" # unlocked again
+    out = +""
+    assert_equal 5, @machine.read(r, out, 100)
+    assert_equal "later", out
+    assert_equal "untouched!", buf
+  end
+
+  def test_exception_scheduled_into_reader
+    r, w = pipe
+    buf = IO::Buffer.new(64)
+    f = @machine.spin do
+      @machine.read(r, buf)
+    rescue RuntimeError => e
+      e.message
+    end
+    @machine.snooze
+    @machine.schedule(f, RuntimeError.new("stop"))
+    assert_equal "stop", @machine.join(f)
+    @machine.write(w, "abc")
+    assert_equal "\0\0\0", buf.get_string(0, 3)
+    refute buf.locked?
+  end
+
+  def test_non_exception_wake_returns_value
+    r, _w = pipe
+    f = @machine.spin { @machine.read(r, +"", 10) }
+    @machine.snooze
+    @machine.schedule(f, :woken)
+    assert_equal :woken, @machine.join(f)
+    assert_no_pending_ops
+  end
+
+  def test_cancel_write_on_full_pipe
+    r, w = pipe
+    big = "x" * (1 << 20)
+    assert_operator @machine.write(w, big), :<, big.bytesize # fills the pipe
+    assert_raises(Timeout::Error) do
+      @machine.timeout(0.02, Timeout::Error) { @machine.write(w, big) }
+    end
+    assert_no_pending_ops
+    # The machine is usable and the pipe still works.
+    out = +""
+    assert_operator @machine.read(r, out, 1 << 16), :>, 0
+  end
+
+  def test_cancel_many_in_one_go
+    r, _w = pipe
+    fibers = 100.times.map { @machine.spin { @machine.read(r, +"", 1) } }
+    @machine.snooze
+    assert_equal 100, @machine.metrics[:ops_pending]
+    @machine.terminate(*fibers)
+    results = @machine.join(*fibers)
+    assert(results.all? { |x| x.is_a?(UM::Terminate) })
+    assert_no_pending_ops
+  end
+
+  def test_interrupt_while_waiting_in_kernel
+    main = Thread.current
+    t = Thread.new do
+      sleep 0.05
+      main.raise(RuntimeError, "interrupted")
+    end
+    r, _w = pipe
+    buf = +""
+    e = assert_raises(RuntimeError) { @machine.read(r, buf, 10) }
+    assert_equal "interrupted", e.message
+    t.join
+    assert_no_pending_ops
+    buf << "unlocked"
+  end
+
+  def test_ten_thousand_fibers_sleeping_and_reading
+    pipes = 50.times.map { pipe }
+    readers = 5000.times.map do |i|
+      r, = pipes[i % 50]
+      @machine.spin do
+        buf = +""
+        @machine.read(r, buf, 1)
+        buf
+      end
+    end
+    sleepers = 5000.times.map { |i| @machine.spin { @machine.sleep(0.001 * (i % 20)); i } }
+    @machine.snooze
+    assert_operator @machine.metrics[:ops_pending], :>, 4096 # more than the SQ holds
+    pipes.each { |_, w| @machine.write(w, "x" * 100) }
+
+    assert_equal 5000.times.to_a, @machine.join(*sleepers)
+    assert_equal ["x"] * 5000, @machine.join(*readers)
+    assert_no_pending_ops
+  end
+end
