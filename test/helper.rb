@@ -7,6 +7,8 @@ require "tmpdir"
 require "timeout"
 require "io/nonblock"
 
+Warning[:experimental] = false # IO::Buffer
+
 # Each test gets a fresh machine (@machine) and its fds are closed after it.
 # UM_GC_STRESS=1 runs every test with GC.stress on; UM_GC_COMPACT=1 verifies
 # compaction references after every test.

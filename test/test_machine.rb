@@ -44,6 +44,18 @@ class MachineTest < UMTestCase
     assert_in_delta 0.01, m2.sleep(0.01), 0.05
   end
 
+  # More operations than the SQ holds: it is flushed, never an error.
+  def test_full_sq_is_flushed
+    m = UM.new(4)
+    r, w = pipe
+    readers = 50.times.map { m.spin { m.read(r, +"", 1) } }
+    sleepers = 50.times.map { |i| m.spin { m.sleep(0.001); i } }
+    m.snooze
+    m.write(w, "x" * 50)
+    assert_equal 50.times.to_a, m.join(*sleepers)
+    assert_equal [1] * 50, m.join(*readers)
+  end
+
   def test_double_initialize
     assert_raises(UM::Error) { @machine.send(:initialize) }
   end

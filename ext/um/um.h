@@ -7,6 +7,7 @@
 #define UM_H
 
 #include <ruby.h>
+#include <assert.h>
 #include <liburing.h>
 #include <stdbool.h>
 #include <stdint.h>

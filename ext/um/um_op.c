@@ -53,6 +53,7 @@ struct um_op *um_op_new(struct um *m, enum um_op_kind kind, unsigned flags) {
 }
 
 static void um_op_free(struct um *m, struct um_op *op) {
+  assert(!(op->flags & (OP_F_IN_KERNEL | OP_F_RUNQUEUE | OP_F_HELD)));
   if (op->live_prev) op->live_prev->live_next = op->live_next;
   else m->live_ops = op->live_next;
   if (op->live_next) op->live_next->live_prev = op->live_prev;
@@ -88,6 +89,7 @@ void um_op_release(struct um *m, struct um_op *op) {
 
 // Called for each CQE of the op.
 void um_op_complete(struct um *m, struct um_op *op, int32_t res, uint32_t cqe_flags) {
+  assert(op->flags & OP_F_IN_KERNEL);
   op->res = res;
   op->cqe_flags = cqe_flags;
 

@@ -30,6 +30,7 @@ void um_timespec_set(struct __kernel_timespec *ts, double seconds) {
 }
 
 void um_runqueue_push(struct um *m, struct um_op *op) {
+  assert(!(op->flags & OP_F_RUNQUEUE));
   op->flags |= OP_F_RUNQUEUE;
   op->next = NULL;
   op->prev = m->runqueue_tail;
@@ -40,6 +41,7 @@ void um_runqueue_push(struct um *m, struct um_op *op) {
 }
 
 void um_runqueue_unshift(struct um *m, struct um_op *op) {
+  assert(!(op->flags & OP_F_RUNQUEUE));
   op->flags |= OP_F_RUNQUEUE;
   op->prev = NULL;
   op->next = m->runqueue_head;
