@@ -158,8 +158,8 @@ puts format("  throughput:      %.0f messages/s, %.1f MB/s echoed", total_messag
 
 timed_out = timeout_result.is_a?(Timeout::Error)
 if timed_out
-  puts format("  timeout:         a read with nothing to read was cut off after %.3f s (%s: %s)",
-              waited, timeout_result.class, timeout_result.message)
+  puts format("  timeout:         a read with nothing to read, under timeout(%.1f), was cut off after %.3f s (%s: %s)",
+              TIMEOUT, waited, timeout_result.class, timeout_result.message)
 else
   puts "  timeout:         NOT cut off as expected: #{timeout_result.inspect}"
 end

@@ -1,19 +1,27 @@
 # Shared by the bin/ scripts: compiling the extension.
 
-# Compiles ext/um into DIR (default: lib/, the normal build) when a source is
-# newer than the built library. Extra environment (UM_DEBUG, UM_SANITIZE) is
-# passed to extconf.rb.
+# um_build_extension RUBY VARIANT
+# Compiles ext/um as VARIANT (release: lib/, debug: tmp/debug/, sanitize:
+# tmp/sanitize/) when a source is newer than the built library, and prints
+# the directory that holds it.
 um_build_extension() {
-  local ruby="$1" out_dir="$2"
-  local so="$out_dir/um_ext.so" build_dir="$UM_ROOT/tmp/build/$(basename "$out_dir")"
-  if [ -f "$so" ] && [ -z "$(find "$UM_ROOT/ext/um" -newer "$so" -type f | head -1)" ]; then
-    return 0
+  local ruby="$1" variant="$2" out_dir
+  local -a vars=(-u UM_DEBUG -u UM_SANITIZE)
+  case "$variant" in
+    release) out_dir="$UM_ROOT/lib" ;;
+    debug) out_dir="$UM_ROOT/tmp/debug"; vars+=(UM_DEBUG=1) ;;
+    sanitize) out_dir="$UM_ROOT/tmp/sanitize"; vars+=(UM_SANITIZE=1) ;;
+    *) echo "unknown build variant: $variant" >&2; return 1 ;;
+  esac
+  local so="$out_dir/um_ext.so" build_dir="$UM_ROOT/tmp/build/$variant"
+  if [ ! -f "$so" ] || [ -n "$(find "$UM_ROOT/ext/um" -newer "$so" -type f | head -1)" ]; then
+    mkdir -p "$build_dir" "$out_dir"
+    (
+      cd "$build_dir"
+      env "${vars[@]}" "$ruby" "$UM_ROOT/ext/um/extconf.rb" >/dev/null
+      make -s clean >/dev/null && make -s -j"$(nproc)" >/dev/null
+    ) || { echo "build of the extension ($variant) failed" >&2; return 1; }
+    cp "$build_dir/um_ext.so" "$so"
   fi
-  mkdir -p "$build_dir" "$out_dir"
-  (
-    cd "$build_dir"
-    "$ruby" "$UM_ROOT/ext/um/extconf.rb" >/dev/null
-    make -s -j"$(nproc)" >/dev/null
-  ) || { echo "build of the extension failed" >&2; return 1; }
-  cp "$build_dir/um_ext.so" "$so"
+  echo "$out_dir"
 }
