@@ -39,6 +39,22 @@ class UMTestCase < Minitest::Test
     fds
   end
 
+  # A fiber that reads once from fd and returns what it read.
+  def spin_reader(fd, maxlen = 10, machine = @machine)
+    machine.spin do
+      buf = +""
+      machine.read(fd, buf, maxlen)
+      buf
+    end
+  end
+
+  # Reads once from fd and returns what was read.
+  def read_once(fd, maxlen = 10)
+    buf = +""
+    @machine.read(fd, buf, maxlen)
+    buf
+  end
+
   def track_fd(fd)
     @fds << fd
     fd

@@ -88,12 +88,7 @@ class CancelTest < UMTestCase
   def test_ten_thousand_fibers_sleeping_and_reading
     pipes = 50.times.map { pipe }
     readers = 5000.times.map do |i|
-      r, = pipes[i % 50]
-      @machine.spin do
-        buf = +""
-        @machine.read(r, buf, 1)
-        buf
-      end
+      spin_reader(pipes[i % 50][0], 1)
     end
     sleepers = 5000.times.map { |i| @machine.spin { @machine.sleep(0.001 * (i % 20)); i } }
     @machine.snooze

@@ -164,9 +164,7 @@ class FileOpsTest < UMTestCase
   def test_write_io_buffer
     r, w = pipe
     assert_equal 4, @machine.write(w, IO::Buffer.for("iobf"))
-    buf = +""
-    @machine.read(r, buf, 10)
-    assert_equal "iobf", buf
+    assert_equal "iobf", read_once(r, 10)
   end
 
   def test_write_errors
@@ -187,19 +185,13 @@ class FileOpsTest < UMTestCase
     @machine.snooze
     buf.replace("changed!")
     @machine.join(f)
-    out = +""
-    @machine.read(r, out, 20)
-    assert_equal "original", out
+    assert_equal "original", read_once(r, 20)
   end
 
   def test_nonblocking_fds
     r, w = pipe
     [r, w].each { |fd| IO.for_fd(fd, autoclose: false).nonblock = true }
-    f = @machine.spin do
-      buf = +""
-      @machine.read(r, buf, 10)
-      buf
-    end
+    f = spin_reader(r, 10)
     @machine.snooze
     @machine.write(w, "nb")
     assert_equal "nb", @machine.join(f)
@@ -208,9 +200,7 @@ class FileOpsTest < UMTestCase
   def test_writev
     r, w = pipe
     assert_equal 9, @machine.writev(w, "abc", +"def", IO::Buffer.for("ghi"))
-    buf = +""
-    @machine.read(r, buf, 20)
-    assert_equal "abcdefghi", buf
+    assert_equal "abcdefghi", read_once(r, 20)
     assert_equal 0, @machine.writev(w)
   end
 
@@ -246,9 +236,7 @@ class FileOpsTest < UMTestCase
     buf = +"async"
     assert_same buf, @machine.write_async(w, buf)
     buf.replace("XXXXX") # the kernel writes what was given
-    out = +""
-    @machine.read(r, out, 10)
-    assert_equal "async", out
+    assert_equal "async", read_once(r, 10)
     @machine.snooze
     assert_equal 0, @machine.metrics[:ops_transient]
   end
@@ -358,9 +346,7 @@ class FileOpsTest < UMTestCase
     assert_kind_of Integer, w
     a, b = socketpair
     @machine.write(a, "ping")
-    buf = +""
-    @machine.read(b, buf, 10)
-    assert_equal "ping", buf
+    assert_equal "ping", read_once(b, 10)
     assert_raises(Errno::EAFNOSUPPORT) { UM.socketpair(12345, UM::SOCK_STREAM, 0) }
     assert_raises(TypeError) { UM.socketpair(nil, UM::SOCK_STREAM, 0) }
   end

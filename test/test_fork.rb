@@ -26,19 +26,13 @@ class ForkTest < UMTestCase
       true
     end
     assert status.success?
-    buf = +""
-    @machine.read(r, buf, 20)
-    assert_equal "from child", buf
+    assert_equal "from child", read_once(r, 20)
     assert_same parent, Thread.current.machine
   end
 
   def test_fork_with_pending_operations
     r, w = pipe
-    f = @machine.spin do
-      buf = +""
-      @machine.read(r, buf, 20)
-      buf
-    end
+    f = spin_reader(r, 20)
     @machine.snooze
     status = in_child do
       m = UM.new

@@ -89,13 +89,7 @@ class GCSafetyTest < UMTestCase
     old = GC.auto_compact
     GC.auto_compact = true
     r, w = pipe
-    readers = 10.times.map do
-      @machine.spin do
-        buf = +""
-        @machine.read(r, buf, 1)
-        buf
-      end
-    end
+    readers = 10.times.map { spin_reader(r, 1) }
     @machine.snooze
     GC.start(full_mark: true, immediate_sweep: true)
     GC.compact

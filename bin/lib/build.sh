@@ -21,7 +21,8 @@ um_build_extension() {
       env "${vars[@]}" "$ruby" "$UM_ROOT/ext/um/extconf.rb" >/dev/null
       make -s clean >/dev/null && make -s -j"$(nproc)" >/dev/null
     ) || { echo "build of the extension ($variant) failed" >&2; return 1; }
-    cp "$build_dir/um_ext.so" "$so"
+    # A new inode: a process that has the old library loaded keeps it intact.
+    cp "$build_dir/um_ext.so" "$so.tmp" && mv "$so.tmp" "$so"
   fi
   echo "$out_dir"
 }

@@ -407,14 +407,27 @@ static VALUE um_read_m(int argc, VALUE *argv, VALUE self) {
  *
  * Writes up to +len+ bytes (default: the whole buffer); may be partial.
  */
+struct um_write_args {
+  int fd;
+  ssize_t len;
+  int64_t file_offset;
+};
+
+// (fd, buffer, len = nil, file_offset = -1), shared by write and write_async
+static struct um_write_args um_parse_write_args(int argc, VALUE *argv) {
+  rb_check_arity(argc, 2, 4);
+  struct um_write_args a;
+  a.fd = um_fd_arg(argv[0]);
+  um_check_buffer(argv[1]);
+  a.len = argc > 2 ? um_len_arg(argv[2], "length") : -1;
+  a.file_offset = argc > 3 ? um_file_offset_arg(argv[3]) : -1;
+  return a;
+}
+
 static VALUE um_write_m(int argc, VALUE *argv, VALUE self) {
   struct um *m = um_get_machine(self);
-  rb_check_arity(argc, 2, 4);
-  int fd = um_fd_arg(argv[0]);
-  um_check_buffer(argv[1]);
-  ssize_t len = argc > 2 ? um_len_arg(argv[2], "length") : -1;
-  int64_t file_offset = argc > 3 ? um_file_offset_arg(argv[3]) : -1;
-  return um_write(m, fd, argv[1], len, file_offset);
+  struct um_write_args a = um_parse_write_args(argc, argv);
+  return um_write(m, a.fd, argv[1], a.len, a.file_offset);
 }
 
 /*
@@ -445,12 +458,8 @@ static VALUE um_writev_m(int argc, VALUE *argv, VALUE self) {
  */
 static VALUE um_write_async_m(int argc, VALUE *argv, VALUE self) {
   struct um *m = um_get_machine(self);
-  rb_check_arity(argc, 2, 4);
-  int fd = um_fd_arg(argv[0]);
-  um_check_buffer(argv[1]);
-  ssize_t len = argc > 2 ? um_len_arg(argv[2], "length") : -1;
-  int64_t file_offset = argc > 3 ? um_file_offset_arg(argv[3]) : -1;
-  return um_write_async(m, fd, argv[1], len, file_offset);
+  struct um_write_args a = um_parse_write_args(argc, argv);
+  return um_write_async(m, a.fd, argv[1], a.len, a.file_offset);
 }
 
 /* Closes the fd; returns it. */
