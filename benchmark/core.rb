@@ -11,7 +11,8 @@
 #
 # Each implementation gets its own iteration count (their speeds differ by
 # orders of magnitude), so compare ops/s. Each measurement runs 3 times; the
-# run with the median wall time is shown, with the process CPU time it used. Run from the repository root with:
+# run with the median wall time is shown, with the process CPU time it used.
+# Run from the repository root with:
 #
 #   bin/ruby benchmark/core.rb
 #
@@ -86,6 +87,7 @@ def um_pipe_round_trips(n)
       um_write_all(m, w1, MSG)
       um_read_full(m, r2, reply, MSG.bytesize)
     end
+    raise "bad reply" unless reply == MSG
   end
   b = m.spin do
     msg = +""
@@ -116,6 +118,7 @@ def thread_pipe_round_trips(n)
       w1.write(MSG)
       io_read_full(r2, reply, chunk, MSG.bytesize)
     end
+    raise "bad reply" unless reply == MSG
   end
   b = Thread.new do
     msg = +""
@@ -136,7 +139,7 @@ end
 SNOOZE_UM = count(5_000_000)
 SNOOZE_THREADS = count(75_000)
 PIPE_UM = count(150_000)
-PIPE_THREADS = count(40_000)
+PIPE_THREADS = count(60_000)
 SCENARIOS = [
   ["snooze", [["um", 2 * SNOOZE_UM, -> { um_snooze(SNOOZE_UM) }],
               ["threads", 2 * SNOOZE_THREADS, -> { thread_pingpong(SNOOZE_THREADS) }]]],
