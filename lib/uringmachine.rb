@@ -3,6 +3,7 @@
 require "set"
 require_relative "uringmachine/version"
 require "um_ext"
+require_relative "uringmachine/process"
 
 # UringMachine runs fibers over Linux io_uring: each I/O call suspends only
 # the calling fiber, and the machine runs the others meanwhile. The engine is
@@ -122,6 +123,13 @@ class Fiber
   # returned or raised).
   def done?
     @um_done || !alive?
+  end
+
+  # The fiber's mailbox, a UM::Queue created on first use: other fibers (of
+  # any thread) push messages to it, the fiber takes them with
+  # machine.shift(Fiber.current.mailbox).
+  def mailbox
+    @um_mailbox ||= UringMachine::Queue.new
   end
 
   # The value the fiber's block returned, or the exception it raised; nil

@@ -57,7 +57,7 @@ class MachineTest < UMTestCase
   end
 
   def test_double_initialize
-    assert_raises(UM::Error) { @machine.send(:initialize) }
+    assert_raises(UM::Error) { @machine.__send__(:initialize) }
   end
 
   def test_uninitialized

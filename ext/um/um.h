@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/socket.h>
 #include "um_compat.h"
 
 // Debug output, compiled in and off unless UM_DEBUG_LOG is set at build time.
@@ -40,7 +41,21 @@ enum um_op_kind {
   OP_SPLICE,
   OP_TEE,
   OP_POLL,
+  OP_WAITID,
   OP_WAKEUP,        // the machine's own read on its eventfd
+  OP_FUTEX_WAIT,
+  OP_FUTEX_WAKE,
+  OP_SOCKET,
+  OP_ACCEPT,
+  OP_BIND,
+  OP_LISTEN,
+  OP_CONNECT,
+  OP_SHUTDOWN,
+  OP_SEND,
+  OP_SENDV,
+  OP_RECV,
+  OP_SENDMSG,
+  OP_RECVMSG,
 };
 
 enum um_op_flag {
@@ -55,6 +70,7 @@ enum um_op_flag {
   OP_F_ASYNC       = 1 << 8,  // owned by an AsyncOp object
   OP_F_TRANSIENT   = 1 << 9,  // fire and forget (write_async, schedule entries)
   OP_F_LOCKED      = 1 << 10, // op->buffer was locked by us and must be unlocked
+  OP_F_RESULT_FD   = 1 << 11, // res is a new fd: closed if nobody takes the result
 };
 
 struct um_op {
@@ -75,7 +91,9 @@ struct um_op {
   union {
     struct __kernel_timespec ts;
     struct statx stx;
+    siginfo_t siginfo;  // um_proc.c: waitid writes it before its CQE
     struct iovec *iovecs;
+    struct { struct iovec *iovecs; struct msghdr msg; struct iovec iov; struct sockaddr_storage addr; union { struct cmsghdr hdr; char buf[CMSG_SPACE(sizeof(int))]; } cmsg; char byte; } net; // um_net.c; iovecs first, as it aliases data.iovecs
   } data;
 };
 
@@ -120,6 +138,7 @@ struct um {
   unsigned switch_count;   // consecutive runqueue switches (fairness)
   struct um_op *resumed_by; // the entry whose fiber was just transferred to
   bool waiting;            // blocked in the kernel (GVL released)
+  bool ring_broken;        // waiting failed for good (e.g. the ring fd was closed)
 
   int wakeup_fd;           // eventfd other threads write to
   bool wakeup_armed;
@@ -205,14 +224,43 @@ VALUE um_splice(struct um *m, int fd_in, int fd_out, unsigned nbytes);
 VALUE um_tee(struct um *m, int fd_in, int fd_out, unsigned nbytes);
 VALUE um_poll(struct um *m, int fd, unsigned mask);
 
+// um_proc.c: processes
+VALUE um_waitid(struct um *m, int idtype, int id, int options);
+
+// um_select.c: readiness of several fds at once
+VALUE um_select(struct um *m, const int *fds, const unsigned counts[3], double timeout);
+
+// um_net.c: sockets
+VALUE um_socket(struct um *m, int domain, int type, int protocol, unsigned flags);
+VALUE um_bind(struct um *m, int fd, const struct sockaddr *addr, socklen_t len);
+VALUE um_listen(struct um *m, int fd, int backlog);
+VALUE um_accept(struct um *m, int fd);
+VALUE um_connect(struct um *m, int fd, const struct sockaddr *addr, socklen_t len);
+VALUE um_send(struct um *m, int fd, VALUE buffer, ssize_t len, int flags);
+VALUE um_recv(struct um *m, int fd, VALUE buffer, ssize_t maxlen, int flags);
+VALUE um_sendv(struct um *m, int fd, int argc, VALUE *argv);
+VALUE um_shutdown(struct um *m, int fd, int how);
+VALUE um_shutdown_async(struct um *m, int fd, int how);
+VALUE um_getsockopt(struct um *m, int fd, int level, int opt);
+VALUE um_setsockopt(struct um *m, int fd, int level, int opt, int value);
+VALUE um_send_fd(struct um *m, int sock, int fd);
+VALUE um_recv_fd(struct um *m, int sock);
+VALUE um_tcp_listen(struct um *m, const struct sockaddr *addr, socklen_t len);
+VALUE um_tcp_connect(struct um *m, const struct sockaddr *addr, socklen_t len);
+
 // Init functions, one per binding file
 void Init_um_class(void);
 void Init_um_async_op(void);
 void Init_um_const(void);
 void Init_um_sched(void);
+void Init_um_net_class(void);
+void Init_um_sync_class(void);
+void Init_um_proc_class(void);
+void Init_um_select_class(void);
 
 // um_class.c
 struct um *um_get_machine(VALUE self);
+struct um *um_get_machine_unchecked(VALUE self);
 void um_check_owner(struct um *m);
 void um_unref(struct um *m);
 

@@ -85,6 +85,11 @@ static struct um *um_get_raw(VALUE self) {
   return m;
 }
 
+// The machine without the owner checks (for thread-safe methods).
+struct um *um_get_machine_unchecked(VALUE self) {
+  return um_get_raw(self);
+}
+
 static void um_check_process(struct um *m) {
   if (m->fork_generation != um_fork_generation)
     rb_raise(eUMError,

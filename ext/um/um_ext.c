@@ -6,4 +6,8 @@ void Init_um_ext(void) {
   Init_um_sched();
   Init_um_async_op();
   Init_um_const();
+  Init_um_net_class();
+  Init_um_sync_class();
+  Init_um_proc_class();
+  Init_um_select_class();
 }

@@ -207,7 +207,7 @@ VALUE um_write_async(struct um *m, int fd, VALUE buffer, ssize_t len, int64_t fi
 
 VALUE um_open(struct um *m, VALUE path, int flags, mode_t mode) {
   VALUE str = um_path_string(path);
-  struct um_op *op = um_op_new(m, OP_OPEN, 0);
+  struct um_op *op = um_op_new(m, OP_OPEN, OP_F_RESULT_FD);
   RB_OBJ_WRITE(m->self, &op->extra, str);
   struct io_uring_sqe *sqe = um_get_sqe(m, op);
   io_uring_prep_openat(sqe, AT_FDCWD, RSTRING_PTR(str), flags, mode);

@@ -8,6 +8,7 @@
 // buffers, iovecs) never move.
 #include "um.h"
 #include <errno.h>
+#include <unistd.h>
 
 #define UM_OP_CHUNK_SIZE 64
 
@@ -58,7 +59,7 @@ static void um_op_free(struct um *m, struct um_op *op) {
   else m->live_ops = op->live_next;
   if (op->live_next) op->live_next->live_prev = op->live_prev;
 
-  if (op->kind == OP_WRITEV && op->data.iovecs) free(op->data.iovecs);
+  if ((op->kind == OP_WRITEV || op->kind == OP_SENDV) && op->data.iovecs) free(op->data.iovecs);
   if (op->flags & OP_F_TRANSIENT) m->metrics.ops_transient--;
 
   op->fiber = op->value = op->buffer = op->extra = Qnil;
@@ -87,6 +88,17 @@ void um_op_release(struct um *m, struct um_op *op) {
   um_op_free_unused(m, op);
 }
 
+// An fd the kernel created for an op whose waiter is gone (woken early)
+// would leak: close it.
+static void um_op_drop_result_fd(struct um *m, struct um_op *op) {
+  if (!(op->flags & OP_F_RESULT_FD) || !(op->flags & OP_F_COMPLETED) || op->res < 0) return;
+
+  op->flags &= ~OP_F_RESULT_FD;
+  // A plain close: this may run while completions are being processed,
+  // where taking an SQE could mean flushing the SQ.
+  close(op->res);
+}
+
 // Called for each CQE of the op.
 void um_op_complete(struct um *m, struct um_op *op, int32_t res, uint32_t cqe_flags) {
   assert(op->flags & OP_F_IN_KERNEL);
@@ -100,11 +112,19 @@ void um_op_complete(struct um *m, struct um_op *op, int32_t res, uint32_t cqe_fl
     m->metrics.ops_pending--;
   }
   if (op->kind == OP_WRITE_ASYNC && res < 0) m->metrics.async_errors++;
+  // A cancel can miss a multishot op that was completing at that moment
+  // (the op then goes on): cancel it again.
+  if (!final && (op->flags & OP_F_CANCELED)) {
+    op->flags &= ~OP_F_CANCELED;
+    um_op_cancel(m, op);
+  }
 
   if ((op->flags & OP_F_WAITING) && !(op->flags & OP_F_RUNQUEUE))
     um_runqueue_push(m, op);
-  else
+  else {
+    if (final && !(op->flags & OP_F_HELD)) um_op_drop_result_fd(m, op);
     um_op_free_unused(m, op);
+  }
 }
 
 static VALUE um_switch_protected(VALUE arg) {
@@ -138,7 +158,9 @@ void um_op_abandon(struct um *m, struct um_op *op, int *state, VALUE *errinfo, V
   if (!(op->flags & OP_F_CALLER_MEM)) return;
 
   op->flags |= OP_F_WAITING;
-  while (op->flags & OP_F_IN_KERNEL) {
+  // A ring that fails to wait (its fd closed under us) will never report the
+  // cancellation: give up rather than spin.
+  while ((op->flags & OP_F_IN_KERNEL) && !m->ring_broken) {
     int wait_state = 0;
     VALUE v = rb_protect(um_switch_protected, (VALUE)m, &wait_state);
     if (m->resumed_by == op && !wait_state) continue;
@@ -176,6 +198,7 @@ VALUE um_op_run(struct um *m, struct um_op *op) {
   VALUE errinfo = state ? rb_errinfo() : Qnil;
   if (state) rb_set_errinfo(Qnil);
   um_op_abandon(m, op, &state, &errinfo, &pending);
+  um_op_drop_result_fd(m, op);
   um_op_release(m, op);
   if (state) {
     if (!NIL_P(errinfo)) rb_set_errinfo(errinfo);
@@ -208,7 +231,7 @@ void um_ops_compact(struct um *m) {
 
 void um_ops_free_all(struct um *m) {
   for (struct um_op *op = m->live_ops; op; op = op->live_next)
-    if (op->kind == OP_WRITEV && op->data.iovecs) free(op->data.iovecs);
+    if ((op->kind == OP_WRITEV || op->kind == OP_SENDV) && op->data.iovecs) free(op->data.iovecs);
 
   struct um_op_chunk *chunk = m->chunks;
   while (chunk) {

@@ -257,8 +257,10 @@ void um_reap(struct um *m, bool block) {
   if (m->profile_mode) m->metrics.time_total_wait += um_monotonic_time() - t0;
 
   um_process_ready_cqes(m);
-  if (ctx.ret < 0 && ctx.ret != -EINTR && ctx.ret != -ETIME && ctx.ret != -EBUSY && ctx.ret != -EAGAIN)
+  if (ctx.ret < 0 && ctx.ret != -EINTR && ctx.ret != -ETIME && ctx.ret != -EBUSY && ctx.ret != -EAGAIN) {
+    m->ring_broken = true;
     rb_syserr_fail(-ctx.ret, "io_uring_submit_and_wait");
+  }
 
   rb_thread_check_ints();
 }

@@ -200,11 +200,12 @@ static VALUE um_periodically_loop(VALUE arg) {
   struct um_op *op = ctx->op;
   while (true) {
     if (!op->multishot_count) {
+      // um_op_run releases the op when the wait ends early (and raises or
+      // returns another value): the ensure must not release it again.
+      ctx->op = NULL;
       VALUE v = um_op_run(m, op);
-      if (v != Qundef) {
-        ctx->op = NULL; // abandoned and released by um_op_run
-        return Qnil;
-      }
+      if (v != Qundef) return Qnil;
+      ctx->op = op;
     }
     op->multishot_count = 0; // ticks missed while the block ran are merged
     if (!(op->flags & OP_F_IN_KERNEL)) {
