@@ -51,6 +51,12 @@ class UringMachine
     nil
   end
 
+  # Accepts connections on the listening socket (multishot) and pushes each
+  # new fd to the UM::Queue, until the socket is shut down or closed.
+  def accept_into_queue(fd, queue)
+    accept_each(fd) { |conn| push(queue, conn) }
+  end
+
   # The fibers spun on this machine that have not finished yet.
   def fiber_set
     live_fibers.dup

@@ -56,6 +56,9 @@ enum um_op_kind {
   OP_RECV,
   OP_SENDMSG,
   OP_RECVMSG,
+  OP_ACCEPT_MULTI,
+  OP_RECV_MULTI,
+  OP_READ_MULTI,
 };
 
 enum um_op_flag {
@@ -71,6 +74,12 @@ enum um_op_flag {
   OP_F_TRANSIENT   = 1 << 9,  // fire and forget (write_async, schedule entries)
   OP_F_LOCKED      = 1 << 10, // op->buffer was locked by us and must be unlocked
   OP_F_RESULT_FD   = 1 << 11, // res is a new fd: closed if nobody takes the result
+  OP_F_RESULTS     = 1 << 12, // multishot: CQEs are queued in data.results
+};
+
+struct um_result {
+  int32_t res;
+  uint32_t flags;
 };
 
 struct um_op {
@@ -93,6 +102,7 @@ struct um_op {
     struct statx stx;
     siginfo_t siginfo;  // um_proc.c: waitid writes it before its CQE
     struct iovec *iovecs;
+    struct { struct um_result *items; uint32_t head, count, cap; } results; // multishot ops
     struct { struct iovec *iovecs; struct msghdr msg; struct iovec iov; struct sockaddr_storage addr; union { struct cmsghdr hdr; char buf[CMSG_SPACE(sizeof(int))]; } cmsg; char byte; } net; // um_net.c; iovecs first, as it aliases data.iovecs
   } data;
 };
@@ -149,6 +159,7 @@ struct um {
   bool profile_mode;
   double last_cpu_time;    // thread CPU time at the last switch (profile mode)
 
+  struct um_buffer_pool *pool; // provided buffers, set up on first use
   struct um_metrics metrics;
 };
 
@@ -248,6 +259,11 @@ VALUE um_recv_fd(struct um *m, int sock);
 VALUE um_tcp_listen(struct um *m, const struct sockaddr *addr, socklen_t len);
 VALUE um_tcp_connect(struct um *m, const struct sockaddr *addr, socklen_t len);
 
+// um_multishot.c: accept_each, read_each, recv_each
+VALUE um_accept_each(struct um *m, int fd);
+VALUE um_read_each(struct um *m, int fd);
+VALUE um_recv_each(struct um *m, int fd, int flags);
+
 // Init functions, one per binding file
 void Init_um_class(void);
 void Init_um_async_op(void);
@@ -255,6 +271,7 @@ void Init_um_const(void);
 void Init_um_sched(void);
 void Init_um_net_class(void);
 void Init_um_sync_class(void);
+void Init_um_multishot_class(void);
 void Init_um_proc_class(void);
 void Init_um_select_class(void);
 

@@ -1,5 +1,6 @@
 // Ruby bindings of the machine: argument checks, TypedData, method table.
 #include "um.h"
+#include "um_buffers.h"
 #include <ruby/io/buffer.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -45,6 +46,7 @@ void um_unref(struct um *m) {
   if (--m->refs > 0) return;
 
   um_ring_teardown(m);
+  um_pool_free(m);
   um_ops_free_all(m);
   free(m);
 }
@@ -258,6 +260,7 @@ static VALUE um_metrics_m(VALUE self) {
   if (m->profile_mode) {
     SET("time_total_wait", DBL2NUM(m->metrics.time_total_wait));
   }
+  um_pool_metrics(m, h);
 #undef SET
   return h;
 }

@@ -8,6 +8,7 @@ void Init_um_ext(void) {
   Init_um_const();
   Init_um_net_class();
   Init_um_sync_class();
+  Init_um_multishot_class();
   Init_um_proc_class();
   Init_um_select_class();
 }

@@ -7,6 +7,7 @@
 // plain malloc'd memory, so pointers handed to the kernel (timespecs, statx
 // buffers, iovecs) never move.
 #include "um.h"
+#include "um_buffers.h"
 #include <errno.h>
 #include <unistd.h>
 
@@ -60,6 +61,7 @@ static void um_op_free(struct um *m, struct um_op *op) {
   if (op->live_next) op->live_next->live_prev = op->live_prev;
 
   if ((op->kind == OP_WRITEV || op->kind == OP_SENDV) && op->data.iovecs) free(op->data.iovecs);
+  if (op->flags & OP_F_RESULTS) free(op->data.results.items);
   if (op->flags & OP_F_TRANSIENT) m->metrics.ops_transient--;
 
   op->fiber = op->value = op->buffer = op->extra = Qnil;
@@ -100,10 +102,30 @@ static void um_op_drop_result_fd(struct um *m, struct um_op *op) {
 }
 
 // Called for each CQE of the op.
+// Queues a multishot CQE for the fiber consuming them; with nobody holding
+// the op, gives its buffer back or closes its fd at once.
+static void um_op_push_result(struct um *m, struct um_op *op, int32_t res, uint32_t cqe_flags) {
+  if (!(op->flags & OP_F_HELD)) {
+    um_pool_recycle(m, cqe_flags);
+    if ((op->flags & OP_F_RESULT_FD) && res >= 0) close(res);
+    return;
+  }
+  if (op->data.results.count == op->data.results.cap) {
+    uint32_t cap = op->data.results.cap ? op->data.results.cap * 2 : 8;
+    struct um_result *items = realloc(op->data.results.items, cap * sizeof(struct um_result));
+    if (!items) rb_bug("UringMachine: out of memory queueing a completion");
+    op->data.results.items = items;
+    op->data.results.cap = cap;
+  }
+  op->data.results.items[op->data.results.count++] = (struct um_result){ .res = res, .flags = cqe_flags };
+}
+
 void um_op_complete(struct um *m, struct um_op *op, int32_t res, uint32_t cqe_flags) {
   assert(op->flags & OP_F_IN_KERNEL);
   op->res = res;
   op->cqe_flags = cqe_flags;
+  if ((cqe_flags & IORING_CQE_F_BUFFER) && m->pool) m->pool->in_use++;
+  if (op->flags & OP_F_RESULTS) um_op_push_result(m, op, res, cqe_flags);
 
   bool final = !(op->flags & OP_F_MULTISHOT) || !(cqe_flags & IORING_CQE_F_MORE);
   if (op->flags & OP_F_MULTISHOT) op->multishot_count++;
@@ -122,7 +144,7 @@ void um_op_complete(struct um *m, struct um_op *op, int32_t res, uint32_t cqe_fl
   if ((op->flags & OP_F_WAITING) && !(op->flags & OP_F_RUNQUEUE))
     um_runqueue_push(m, op);
   else {
-    if (final && !(op->flags & OP_F_HELD)) um_op_drop_result_fd(m, op);
+    if (final && !(op->flags & (OP_F_HELD | OP_F_RESULTS))) um_op_drop_result_fd(m, op);
     um_op_free_unused(m, op);
   }
 }
@@ -198,7 +220,7 @@ VALUE um_op_run(struct um *m, struct um_op *op) {
   VALUE errinfo = state ? rb_errinfo() : Qnil;
   if (state) rb_set_errinfo(Qnil);
   um_op_abandon(m, op, &state, &errinfo, &pending);
-  um_op_drop_result_fd(m, op);
+  if (!(op->flags & OP_F_RESULTS)) um_op_drop_result_fd(m, op);
   um_op_release(m, op);
   if (state) {
     if (!NIL_P(errinfo)) rb_set_errinfo(errinfo);
@@ -232,6 +254,7 @@ void um_ops_compact(struct um *m) {
 void um_ops_free_all(struct um *m) {
   for (struct um_op *op = m->live_ops; op; op = op->live_next)
     if ((op->kind == OP_WRITEV || op->kind == OP_SENDV) && op->data.iovecs) free(op->data.iovecs);
+    else if (op->flags & OP_F_RESULTS) free(op->data.results.items);
 
   struct um_op_chunk *chunk = m->chunks;
   while (chunk) {

@@ -34,6 +34,9 @@ static VALUE um_futex_wait(struct um *m, uint32_t *word, uint32_t expected, VALU
 }
 
 static VALUE um_futex_wake(struct um *m, uint32_t *word, uint32_t count, VALUE owner) {
+  // Before 6.7 nobody can be waiting: a wait raises instead.
+  if (um_kernel_version() < 607) return Qundef;
+
   struct um_op *op = um_op_new(m, OP_FUTEX_WAKE, 0);
   RB_OBJ_WRITE(m->self, &op->extra, owner);
   struct io_uring_sqe *sqe = um_get_sqe(m, op);

@@ -1,0 +1,31 @@
+// The machine's provided-buffer pool: a buffer ring the kernel picks
+// buffers from for multishot reads and receives.
+#ifndef UM_BUFFERS_H
+#define UM_BUFFERS_H
+
+#include "um.h"
+
+// Ring capacity: the pool grows up to this many buffers.
+#define UM_POOL_CAPACITY 4096
+#define UM_POOL_INITIAL_BUFFERS 16
+#define UM_POOL_BUFFER_SIZE (64 * 1024)
+#define UM_POOL_GROUP_ID 1
+
+struct um_buffer_pool {
+  struct io_uring_buf_ring *ring;  // mmap'd, shared with the kernel
+  char *addrs[UM_POOL_CAPACITY];   // buffer memory by buffer id
+  char *chunks[32];                // allocations, one per growth step
+  unsigned chunk_count;
+  unsigned count;                  // buffers in the pool
+  unsigned in_use;                 // picked by the kernel, not yet given back
+  unsigned grows;                  // times the pool grew after ENOBUFS
+};
+
+void um_pool_ensure(struct um *m);
+bool um_pool_grow(struct um *m);
+void um_pool_recycle(struct um *m, uint32_t cqe_flags);
+const char *um_pool_buffer(struct um *m, uint32_t cqe_flags);
+void um_pool_free(struct um *m);
+void um_pool_metrics(struct um *m, VALUE h);
+
+#endif

@@ -1,0 +1,75 @@
+// Ruby bindings of the multishot operations and the buffer pool figures.
+#include "um.h"
+#include "um_buffers.h"
+
+static int um_ms_fd_arg(VALUE v) {
+  if (!RB_INTEGER_TYPE_P(v))
+    rb_raise(rb_eTypeError, "fd must be an Integer, not %s", rb_obj_classname(v));
+  return NUM2INT(v);
+}
+
+/*
+ * call-seq: accept_each(fd) { |conn_fd| } -> nil
+ *
+ * Accepts connections on the listening socket with one multishot accept,
+ * calling the block with each new fd. Ends quietly when the socket is shut
+ * down or closed.
+ */
+static VALUE um_accept_each_m(VALUE self, VALUE fd) {
+  struct um *m = um_get_machine(self);
+  rb_need_block();
+  return um_accept_each(m, um_ms_fd_arg(fd));
+}
+
+/*
+ * call-seq: read_each(fd) { |str| } -> nil
+ *
+ * Reads from the fd with one multishot read over the buffer pool (Linux
+ * 6.7), calling the block with each chunk as a new String, until EOF. The fd
+ * must be pollable (pipe, socket).
+ */
+static VALUE um_read_each_m(VALUE self, VALUE fd) {
+  struct um *m = um_get_machine(self);
+  rb_need_block();
+  return um_read_each(m, um_ms_fd_arg(fd));
+}
+
+/*
+ * call-seq: recv_each(fd, flags = 0) { |str| } -> nil
+ *
+ * Receives from the socket with one multishot recv over the buffer pool,
+ * calling the block with each chunk as a new String, until EOF.
+ */
+static VALUE um_recv_each_m(int argc, VALUE *argv, VALUE self) {
+  struct um *m = um_get_machine(self);
+  rb_check_arity(argc, 1, 2);
+  rb_need_block();
+  int flags = 0;
+  if (argc > 1 && !NIL_P(argv[1])) {
+    if (!RB_INTEGER_TYPE_P(argv[1]))
+      rb_raise(rb_eTypeError, "flags must be an Integer, not %s", rb_obj_classname(argv[1]));
+    flags = NUM2INT(argv[1]);
+  }
+  return um_recv_each(m, um_ms_fd_arg(argv[0]), flags);
+}
+
+/*
+ * call-seq: buffer_pool_metrics -> Hash
+ *
+ * The provided-buffer pool: :buffer_size, :buffers (in the pool),
+ * :buffers_in_use (taken by the kernel, not yet given back), :buffer_grows
+ * (times it grew because the kernel ran short). All 0 before first use.
+ * The same figures appear in #metrics.
+ */
+static VALUE um_buffer_pool_metrics(VALUE self) {
+  VALUE h = rb_hash_new();
+  um_pool_metrics(um_get_machine(self), h);
+  return h;
+}
+
+void Init_um_multishot_class(void) {
+  rb_define_method(cUM, "accept_each", um_accept_each_m, 1);
+  rb_define_method(cUM, "read_each", um_read_each_m, 1);
+  rb_define_method(cUM, "recv_each", um_recv_each_m, -1);
+  rb_define_method(cUM, "buffer_pool_metrics", um_buffer_pool_metrics, 0);
+}
