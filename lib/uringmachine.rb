@@ -57,6 +57,13 @@ class UringMachine
     accept_each(fd) { |conn| push(queue, conn) }
   end
 
+  # A UM::IO (buffered reads and writes) on the fd; with a block, yields it
+  # and returns the block's value.
+  def io(target, mode = nil)
+    io = UringMachine::IO.new(self, target, mode)
+    block_given? ? yield(io) : io
+  end
+
   # The fibers spun on this machine that have not finished yet.
   def fiber_set
     live_fibers.dup

@@ -83,6 +83,24 @@ class MultishotTest < UMTestCase
     @machine.read(b, out, 65_536) until out.end_with?("after")
   end
 
+  def test_read_each_interrupted_by_timeout_mid_stream
+    r, w = pipe
+    writer = @machine.spin do
+      10.times do
+        @machine.write(w, "y" * 50)
+        @machine.sleep(0.005)
+      end
+    end
+    received = 0
+    assert_raises(Timeout::Error) do
+      @machine.timeout(0.02, Timeout::Error) { @machine.read_each(r) { |c| received += c.bytesize } }
+    end
+    assert_operator received, :>, 0
+    @machine.join(writer)
+    assert_no_pending_ops
+    assert_equal 0, @machine.metrics[:buffers_in_use]
+  end
+
   # A reader slower than the writer: the kernel runs out of the initial
   # buffers and the pool grows, with every byte delivered in order.
   def test_pool_grows_under_a_large_transfer

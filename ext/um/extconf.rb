@@ -11,8 +11,9 @@ abort "liburing is needed (Debian/Ubuntu: apt install liburing-dev)" unless have
   have_func(func, "liburing.h")
 end
 have_const("IORING_TIMEOUT_MULTISHOT", "liburing.h")
+have_const("IOU_PBUF_RING_INC", "liburing.h")
 
-$CFLAGS << " -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers"
+$CFLAGS << " -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Werror=implicit-function-declaration"
 
 if ENV["UM_DEBUG"] == "1"
   $CFLAGS << " -O0 -g3"

@@ -80,6 +80,7 @@ enum um_op_flag {
 struct um_result {
   int32_t res;
   uint32_t flags;
+  const char *ptr;  // data in a pool buffer (IORING_CQE_F_BUFFER)
 };
 
 struct um_op {
@@ -91,6 +92,7 @@ struct um_op {
   int32_t res;           // result of the last CQE
   uint32_t cqe_flags;
   uint32_t multishot_count;  // CQEs seen by a multishot op, not yet consumed
+  const char *buf_ptr;       // data of the last CQE in a pool buffer
 
   VALUE fiber;   // fiber to schedule on completion
   VALUE value;   // value the fiber is resumed with (schedule entries, timeouts)
@@ -158,6 +160,9 @@ struct um {
 
   bool profile_mode;
   double last_cpu_time;    // thread CPU time at the last switch (profile mode)
+
+  VALUE registered_buffers; // um_regbuf.c: frozen Array of the locked IO::Buffers, or Qnil/Qfalse
+  unsigned fixed_ops_pending; // um_regbuf.c: fibers inside read_fixed/write_fixed
 
   struct um_buffer_pool *pool; // provided buffers, set up on first use
   struct um_metrics metrics;
@@ -264,6 +269,12 @@ VALUE um_accept_each(struct um *m, int fd);
 VALUE um_read_each(struct um *m, int fd);
 VALUE um_recv_each(struct um *m, int fd, int flags);
 
+// um_regbuf.c: registered (fixed) buffers
+VALUE um_register_buffers(struct um *m, VALUE buffers);
+VALUE um_unregister_buffers(struct um *m);
+VALUE um_read_fixed(struct um *m, int fd, unsigned index, ssize_t maxlen, size_t buffer_offset, int64_t file_offset);
+VALUE um_write_fixed(struct um *m, int fd, unsigned index, ssize_t len, size_t buffer_offset, int64_t file_offset);
+
 // Init functions, one per binding file
 void Init_um_class(void);
 void Init_um_async_op(void);
@@ -272,8 +283,10 @@ void Init_um_sched(void);
 void Init_um_net_class(void);
 void Init_um_sync_class(void);
 void Init_um_multishot_class(void);
+void Init_um_io_class(void);
 void Init_um_proc_class(void);
 void Init_um_select_class(void);
+void Init_um_regbuf_class(void);
 
 // um_class.c
 struct um *um_get_machine(VALUE self);

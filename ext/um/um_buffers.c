@@ -1,7 +1,13 @@
 // The provided-buffer pool (buffer ring, Linux 5.19). It starts small and
 // doubles when the kernel runs short (a multishot op ends with ENOBUFS; the
 // caller grows the pool and re-arms the op, so ENOBUFS never reaches the
-// user). Buffers go back to the ring as soon as their data was copied out.
+// user). Buffers go back to the ring as soon as their data was consumed.
+//
+// Where the kernel has incremental consumption (Linux 6.12), a buffer takes
+// several receives, one after the other, until it is full: each CQE's data
+// starts where the previous one of that buffer ended, and the buffer goes
+// back to the ring once the kernel let go of it (no IORING_CQE_F_BUF_MORE)
+// and every piece of it was consumed.
 #include "um.h"
 #include "um_buffers.h"
 #include <errno.h>
@@ -17,6 +23,7 @@ static void um_pool_add_buffers(struct um *m, unsigned count) {
   for (unsigned i = 0; i < count; i++) {
     unsigned bid = pool->count + i;
     pool->addrs[bid] = chunk + (size_t)i * UM_POOL_BUFFER_SIZE;
+    pool->in_ring[bid] = true;
     io_uring_buf_ring_add(pool->ring, pool->addrs[bid], UM_POOL_BUFFER_SIZE, (unsigned short)bid, mask, (int)i);
   }
   io_uring_buf_ring_advance(pool->ring, (int)count);
@@ -39,7 +46,16 @@ void um_pool_ensure(struct um *m) {
   io_uring_buf_ring_init(pool->ring);
 
   struct io_uring_buf_reg reg = { .ring_addr = (unsigned long)ring, .ring_entries = UM_POOL_CAPACITY, .bgid = UM_POOL_GROUP_ID };
-  int ret = io_uring_register_buf_ring(&m->ring, &reg, 0);
+  int ret = -EINVAL;
+  if (um_kernel_version() >= 612) {
+    UM_BUF_REG_FLAGS(reg) = IOU_PBUF_RING_INC;
+    ret = io_uring_register_buf_ring(&m->ring, &reg, 0);
+    pool->incremental = ret == 0;
+  }
+  if (ret == -EINVAL) {
+    UM_BUF_REG_FLAGS(reg) = 0;
+    ret = io_uring_register_buf_ring(&m->ring, &reg, 0);
+  }
   if (ret < 0) {
     munmap(ring, ring_size);
     free(pool);
@@ -64,20 +80,36 @@ static unsigned um_pool_bid(uint32_t cqe_flags) {
   return cqe_flags >> IORING_CQE_BUFFER_SHIFT;
 }
 
-const char *um_pool_buffer(struct um *m, uint32_t cqe_flags) {
-  return m->pool->addrs[um_pool_bid(cqe_flags)];
+// Called once for each CQE that carries a buffer, in CQE order: returns
+// where its data is.
+const char *um_pool_take(struct um *m, uint32_t cqe_flags, int32_t res) {
+  struct um_buffer_pool *pool = m->pool;
+  unsigned bid = um_pool_bid(cqe_flags);
+  const char *ptr = pool->addrs[bid] + pool->offsets[bid];
+  pool->refs[bid]++;
+  if (pool->incremental && (cqe_flags & IORING_CQE_F_BUF_MORE)) {
+    // The kernel goes on filling this buffer after this data.
+    if (res > 0) pool->offsets[bid] += (uint32_t)res;
+  }
+  else
+    pool->in_ring[bid] = false;
+  return ptr;
 }
 
-// Gives the buffer a CQE carried back to the kernel.
+// The data of one CQE was consumed: the buffer goes back to the ring when
+// nothing else uses it.
 void um_pool_recycle(struct um *m, uint32_t cqe_flags) {
   if (!(cqe_flags & IORING_CQE_F_BUFFER) || !m->pool) return;
 
   struct um_buffer_pool *pool = m->pool;
   unsigned bid = um_pool_bid(cqe_flags);
+  if (--pool->refs[bid] || pool->in_ring[bid]) return;
+
+  pool->offsets[bid] = 0;
+  pool->in_ring[bid] = true;
   io_uring_buf_ring_add(pool->ring, pool->addrs[bid], UM_POOL_BUFFER_SIZE, (unsigned short)bid,
     io_uring_buf_ring_mask(UM_POOL_CAPACITY), 0);
   io_uring_buf_ring_advance(pool->ring, 1);
-  pool->in_use--;
 }
 
 // After the ring is gone.
@@ -93,8 +125,12 @@ void um_pool_free(struct um *m) {
 // Adds the pool's figures to a metrics Hash (all 0 before first use).
 void um_pool_metrics(struct um *m, VALUE h) {
   struct um_buffer_pool *pool = m->pool;
+  unsigned in_use = 0;
+  for (unsigned bid = 0; pool && bid < pool->count; bid++)
+    if (pool->refs[bid] || !pool->in_ring[bid]) in_use++;
   rb_hash_aset(h, ID2SYM(rb_intern("buffer_size")), UINT2NUM(pool ? UM_POOL_BUFFER_SIZE : 0));
   rb_hash_aset(h, ID2SYM(rb_intern("buffers")), UINT2NUM(pool ? pool->count : 0));
-  rb_hash_aset(h, ID2SYM(rb_intern("buffers_in_use")), UINT2NUM(pool ? pool->in_use : 0));
+  rb_hash_aset(h, ID2SYM(rb_intern("buffers_in_use")), UINT2NUM(in_use));
   rb_hash_aset(h, ID2SYM(rb_intern("buffer_grows")), UINT2NUM(pool ? pool->grows : 0));
+  rb_hash_aset(h, ID2SYM(rb_intern("buffers_incremental")), pool && pool->incremental ? Qtrue : Qfalse);
 }

@@ -13,18 +13,21 @@
 
 struct um_buffer_pool {
   struct io_uring_buf_ring *ring;  // mmap'd, shared with the kernel
+  bool incremental;                // IOU_PBUF_RING_INC: buffers shared by several CQEs
   char *addrs[UM_POOL_CAPACITY];   // buffer memory by buffer id
+  uint32_t offsets[UM_POOL_CAPACITY]; // where the next data of a buffer starts
+  uint16_t refs[UM_POOL_CAPACITY];    // CQE data of a buffer not yet given back
+  bool in_ring[UM_POOL_CAPACITY];     // the kernel may still use the buffer
   char *chunks[32];                // allocations, one per growth step
   unsigned chunk_count;
   unsigned count;                  // buffers in the pool
-  unsigned in_use;                 // picked by the kernel, not yet given back
   unsigned grows;                  // times the pool grew after ENOBUFS
 };
 
 void um_pool_ensure(struct um *m);
 bool um_pool_grow(struct um *m);
+const char *um_pool_take(struct um *m, uint32_t cqe_flags, int32_t res);
 void um_pool_recycle(struct um *m, uint32_t cqe_flags);
-const char *um_pool_buffer(struct um *m, uint32_t cqe_flags);
 void um_pool_free(struct um *m);
 void um_pool_metrics(struct um *m, VALUE h);
 

@@ -31,6 +31,7 @@ static void um_mark(void *ptr) {
   struct um *m = ptr;
   rb_gc_mark_movable(m->thread);
   rb_gc_mark_movable(m->main_fiber);
+  rb_gc_mark_movable(m->registered_buffers);
   um_ops_mark(m);
 }
 
@@ -39,6 +40,7 @@ static void um_compact(void *ptr) {
   m->self = rb_gc_location(m->self);
   m->thread = rb_gc_location(m->thread);
   m->main_fiber = rb_gc_location(m->main_fiber);
+  m->registered_buffers = rb_gc_location(m->registered_buffers);
   um_ops_compact(m);
 }
 

@@ -76,6 +76,18 @@ static inline void io_uring_prep_waitid(struct io_uring_sqe *sqe, idtype_t idtyp
 }
 #endif
 
+// Incremental buffer consumption: Linux 6.12, liburing 2.8. Older headers
+// call the flags field of struct io_uring_buf_reg "pad".
+#ifdef HAVE_CONST_IOU_PBUF_RING_INC
+#define UM_BUF_REG_FLAGS(reg) ((reg).flags)
+#else
+#define IOU_PBUF_RING_INC 2
+#define UM_BUF_REG_FLAGS(reg) ((reg).pad)
+#endif
+#ifndef IORING_CQE_F_BUF_MORE
+#define IORING_CQE_F_BUF_MORE (1U << 4)
+#endif
+
 // io_uring_prep_cancel64: liburing 2.2.
 #ifndef HAVE_IO_URING_PREP_CANCEL64
 static inline void io_uring_prep_cancel64(struct io_uring_sqe *sqe, __u64 user_data, int flags) {

@@ -9,6 +9,8 @@ void Init_um_ext(void) {
   Init_um_net_class();
   Init_um_sync_class();
   Init_um_multishot_class();
+  Init_um_io_class();
   Init_um_proc_class();
   Init_um_select_class();
+  Init_um_regbuf_class();
 }

@@ -89,7 +89,7 @@ static VALUE um_multishot_loop(VALUE arg) {
     else if (op->kind == OP_ACCEPT_MULTI)
       rb_yield(INT2NUM(r.res));
     else {
-      VALUE str = rb_str_new(um_pool_buffer(m, r.flags), r.res);
+      VALUE str = rb_str_new(r.ptr, r.res);
       um_pool_recycle(m, r.flags);
       rb_yield(str);
     }

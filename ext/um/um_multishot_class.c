@@ -57,8 +57,10 @@ static VALUE um_recv_each_m(int argc, VALUE *argv, VALUE self) {
  * call-seq: buffer_pool_metrics -> Hash
  *
  * The provided-buffer pool: :buffer_size, :buffers (in the pool),
- * :buffers_in_use (taken by the kernel, not yet given back), :buffer_grows
- * (times it grew because the kernel ran short). All 0 before first use.
+ * :buffers_in_use (holding data not yet consumed, or taken by the kernel),
+ * :buffer_grows (times it grew because the kernel ran short),
+ * :buffers_incremental (whether buffers are consumed incrementally, Linux
+ * 6.12). All 0 before first use.
  * The same figures appear in #metrics.
  */
 static VALUE um_buffer_pool_metrics(VALUE self) {

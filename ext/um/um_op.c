@@ -42,6 +42,7 @@ struct um_op *um_op_new(struct um *m, enum um_op_kind kind, unsigned flags) {
   op->res = 0;
   op->cqe_flags = 0;
   op->multishot_count = 0;
+  op->buf_ptr = NULL;
   op->fiber = op->value = op->buffer = op->extra = Qnil;
   op->data.iovecs = NULL;
 
@@ -93,6 +94,11 @@ void um_op_release(struct um *m, struct um_op *op) {
 // An fd the kernel created for an op whose waiter is gone (woken early)
 // would leak: close it.
 static void um_op_drop_result_fd(struct um *m, struct um_op *op) {
+  // Likewise a pool buffer the kernel filled for it goes back to the pool.
+  if ((op->flags & OP_F_COMPLETED) && (op->cqe_flags & IORING_CQE_F_BUFFER)) {
+    um_pool_recycle(m, op->cqe_flags);
+    op->cqe_flags &= ~IORING_CQE_F_BUFFER;
+  }
   if (!(op->flags & OP_F_RESULT_FD) || !(op->flags & OP_F_COMPLETED) || op->res < 0) return;
 
   op->flags &= ~OP_F_RESULT_FD;
@@ -117,14 +123,14 @@ static void um_op_push_result(struct um *m, struct um_op *op, int32_t res, uint3
     op->data.results.items = items;
     op->data.results.cap = cap;
   }
-  op->data.results.items[op->data.results.count++] = (struct um_result){ .res = res, .flags = cqe_flags };
+  op->data.results.items[op->data.results.count++] = (struct um_result){ .res = res, .flags = cqe_flags, .ptr = op->buf_ptr };
 }
 
 void um_op_complete(struct um *m, struct um_op *op, int32_t res, uint32_t cqe_flags) {
   assert(op->flags & OP_F_IN_KERNEL);
   op->res = res;
   op->cqe_flags = cqe_flags;
-  if ((cqe_flags & IORING_CQE_F_BUFFER) && m->pool) m->pool->in_use++;
+  op->buf_ptr = (cqe_flags & IORING_CQE_F_BUFFER) && m->pool ? um_pool_take(m, cqe_flags, res) : NULL;
   if (op->flags & OP_F_RESULTS) um_op_push_result(m, op, res, cqe_flags);
 
   bool final = !(op->flags & OP_F_MULTISHOT) || !(cqe_flags & IORING_CQE_F_MORE);

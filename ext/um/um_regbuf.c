@@ -76,7 +76,9 @@ VALUE um_register_buffers(struct um *m, VALUE buffers) {
   if ((unsigned long)count > UM_MAX_REGISTERED_BUFFERS)
     rb_raise(rb_eArgError, "too many buffers to register (%ld, at most %u)", count, UM_MAX_REGISTERED_BUFFERS);
 
-  VALUE seen = count > 1 ? rb_ident_hash_new() : Qnil;
+  // Keyed by identity: IO::Buffer#hash / #eql? compare contents.
+  VALUE seen = Qnil;
+  if (count > 1) seen = rb_funcall(rb_hash_new(), rb_intern("compare_by_identity"), 0);
   for (long i = 0; i < count; i++) {
     VALUE b = RARRAY_AREF(list, i);
     if (!rb_obj_is_kind_of(b, rb_cIOBuffer))

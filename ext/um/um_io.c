@@ -1,0 +1,211 @@
+// UM::IO engine. Each fill is one read or recv with buffer selection: the
+// kernel picks a pool buffer, which becomes a segment; segments go back to
+// the pool as soon as they are consumed. Data is copied once, from the pool
+// buffer into the String returned (read_each copies nothing).
+#include "um.h"
+#include "um_buffers.h"
+#include "um_io.h"
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <ruby/io/buffer.h>
+
+static void um_io_push_segment(struct um_io *io, const char *ptr, uint32_t len, uint32_t cqe_flags) {
+  if (io->head == io->count) io->head = io->count = 0;
+  if (io->count == io->cap) {
+    uint32_t cap = io->cap ? io->cap * 2 : 8;
+    struct um_io_segment *segments = realloc(io->segments, cap * sizeof(struct um_io_segment));
+    if (!segments) {
+      um_pool_recycle(io->m, cqe_flags);
+      rb_raise(rb_eNoMemError, "failed to grow UM::IO segments");
+    }
+    io->segments = segments;
+    io->cap = cap;
+  }
+  io->segments[io->count++] = (struct um_io_segment){ .ptr = ptr, .len = len, .pos = 0, .cqe_flags = cqe_flags };
+  io->pending += len;
+}
+
+// Receives one more chunk; false at EOF.
+bool um_io_fill(struct um_io *io) {
+  struct um *m = io->m;
+  if (io->eof) return false;
+  um_pool_ensure(m);
+  while (true) {
+    enum um_op_kind kind = io->mode == UM_IO_SOCKET ? OP_RECV : OP_READ;
+    struct um_op *op = um_op_new(m, kind, 0);
+    struct io_uring_sqe *sqe = um_get_sqe(m, op);
+    if (kind == OP_RECV)
+      io_uring_prep_recv(sqe, io->fd, NULL, UM_POOL_BUFFER_SIZE, 0);
+    else
+      io_uring_prep_read(sqe, io->fd, NULL, UM_POOL_BUFFER_SIZE, (uint64_t)-1);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = UM_POOL_GROUP_ID;
+
+    // A wake that is not an exception (which um_op_run raises) is ignored.
+    if (um_op_run(m, op) != Qundef) continue;
+    int32_t res = op->res;
+    uint32_t flags = op->cqe_flags;
+    const char *ptr = op->buf_ptr;
+    um_op_release(m, op);
+
+    if (res == -ENOBUFS) {
+      if (!um_pool_grow(m)) rb_syserr_fail(ENOBUFS, kind == OP_RECV ? "recv" : "read");
+      continue;
+    }
+    if (res == -EAGAIN) {
+      um_poll(m, io->fd, POLLIN);
+      continue;
+    }
+    um_raise_on_error(res, kind == OP_RECV ? "recv" : "read");
+    if (res == 0) {
+      um_pool_recycle(m, flags);
+      io->eof = true;
+      return false;
+    }
+    um_io_push_segment(io, ptr, (uint32_t)res, flags);
+    return true;
+  }
+}
+
+// Consumes n pending bytes, copying them to dest when given.
+static void um_io_consume(struct um_io *io, char *dest, size_t n) {
+  io->pending -= n;
+  io->consumed += n;
+  while (n > 0) {
+    struct um_io_segment *seg = &io->segments[io->head];
+    size_t avail = seg->len - seg->pos;
+    size_t take = n < avail ? n : avail;
+    if (dest) {
+      memcpy(dest, seg->ptr + seg->pos, take);
+      dest += take;
+    }
+    seg->pos += take;
+    n -= take;
+    if (seg->pos == seg->len) {
+      um_pool_recycle(io->m, seg->cqe_flags);
+      io->head++;
+    }
+  }
+}
+
+static VALUE um_io_take(struct um_io *io, size_t n) {
+  VALUE str = rb_str_buf_new((long)n);
+  um_io_consume(io, RSTRING_PTR(str), n);
+  rb_str_set_len(str, (long)n);
+  return str;
+}
+
+static unsigned char um_io_byte_at(struct um_io *io, size_t offset) {
+  for (uint32_t i = io->head; i < io->count; i++) {
+    struct um_io_segment *seg = &io->segments[i];
+    size_t avail = seg->len - seg->pos;
+    if (offset < avail) return (unsigned char)seg->ptr[seg->pos + offset];
+    offset -= avail;
+  }
+  return 0;
+}
+
+// Offset of the delimiter in the pending data from offset `from`, or -1.
+static long um_io_find(struct um_io *io, const char *delim, size_t dlen, size_t from) {
+  size_t base = 0;
+  for (uint32_t i = io->head; i < io->count; i++) {
+    struct um_io_segment *seg = &io->segments[i];
+    size_t avail = seg->len - seg->pos;
+    size_t start = from > base ? from - base : 0;
+    const char *p = seg->ptr + seg->pos;
+    while (start < avail) {
+      const char *hit = memchr(p + start, delim[0], avail - start);
+      if (!hit) break;
+      size_t at = base + (size_t)(hit - p);
+      if (at + dlen > io->pending) return -1; // may complete with more data
+      size_t k = 1;
+      while (k < dlen && um_io_byte_at(io, at + k) == (unsigned char)delim[k]) k++;
+      if (k == dlen) return (long)at;
+      start = (size_t)(hit - p) + 1;
+    }
+    base += avail;
+  }
+  return -1;
+}
+
+// Data up to the delimiter (which is consumed, not returned). With a limit,
+// at most that many bytes come back even without a delimiter (as IO#gets
+// does). At EOF the rest comes back, or nil when there is none.
+VALUE um_io_read_to_delim(struct um_io *io, const char *delim, size_t dlen, size_t limit, bool strip_cr) {
+  size_t searched = 0;
+  while (true) {
+    long at = um_io_find(io, delim, dlen, searched);
+    if (at >= 0 && (!limit || (size_t)at <= limit)) {
+      VALUE str = um_io_take(io, (size_t)at);
+      um_io_consume(io, NULL, dlen);
+      if (strip_cr && RSTRING_LEN(str) && RSTRING_PTR(str)[RSTRING_LEN(str) - 1] == '\r')
+        rb_str_set_len(str, RSTRING_LEN(str) - 1);
+      return str;
+    }
+    if (limit && io->pending >= limit) return um_io_take(io, limit);
+    searched = io->pending >= dlen ? io->pending - dlen + 1 : 0;
+    if (!um_io_fill(io)) return io->pending ? um_io_take(io, io->pending) : Qnil;
+  }
+}
+
+// len > 0: exactly len bytes (nil at EOF before that many); 0: whatever is
+// buffered; len < 0: up to -len bytes, waiting for at least one.
+VALUE um_io_read(struct um_io *io, long len) {
+  if (len == 0) return um_io_take(io, io->pending);
+  if (len < 0) {
+    if (!io->pending && !um_io_fill(io)) return Qnil;
+    size_t n = (size_t)-len < io->pending ? (size_t)-len : io->pending;
+    return um_io_take(io, n);
+  }
+  while (io->pending < (size_t)len)
+    if (!um_io_fill(io)) return Qnil;
+  return um_io_take(io, (size_t)len);
+}
+
+// Skips len bytes (fewer at EOF); returns how many.
+size_t um_io_skip(struct um_io *io, size_t len) {
+  while (io->pending < len && um_io_fill(io));
+  size_t n = len < io->pending ? len : io->pending;
+  um_io_consume(io, NULL, n);
+  return n;
+}
+
+struct um_io_view {
+  struct um_io *io;
+  VALUE buffer;
+};
+
+static VALUE um_io_yield_view(VALUE arg) {
+  return rb_yield(((struct um_io_view *)arg)->buffer);
+}
+
+// The view must not outlive the block: its memory goes back to the pool.
+static VALUE um_io_release_view(VALUE arg) {
+  struct um_io_view *view = (struct um_io_view *)arg;
+  rb_io_buffer_free(view->buffer);
+  struct um_io_segment *seg = &view->io->segments[view->io->head];
+  um_io_consume(view->io, NULL, seg->len - seg->pos);
+  return Qnil;
+}
+
+// Calls the block with a read-only IO::Buffer view of each chunk, pending
+// data first, until EOF.
+VALUE um_io_read_each(struct um_io *io) {
+  while (io->pending || um_io_fill(io)) {
+    struct um_io_segment *seg = &io->segments[io->head];
+    struct um_io_view view = { .io = io };
+    view.buffer = rb_io_buffer_new((void *)(seg->ptr + seg->pos), seg->len - seg->pos,
+      RB_IO_BUFFER_EXTERNAL | RB_IO_BUFFER_READONLY);
+    rb_ensure(um_io_yield_view, (VALUE)&view, um_io_release_view, (VALUE)&view);
+    RB_GC_GUARD(view.buffer);
+  }
+  return Qnil;
+}
+
+// Drops the buffered data (its buffers go back to the pool).
+void um_io_clear(struct um_io *io) {
+  uint64_t consumed = io->consumed;
+  um_io_consume(io, NULL, io->pending);
+  io->consumed = consumed;
+}

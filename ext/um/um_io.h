@@ -1,0 +1,38 @@
+// UM::IO: a buffered reader/writer over an fd or a socket whose reads land
+// in the machine's provided buffers and are copied at most once.
+#ifndef UM_IO_H
+#define UM_IO_H
+
+#include "um.h"
+
+enum um_io_mode { UM_IO_FD, UM_IO_SOCKET };
+
+// A pool buffer holding received data not yet consumed.
+struct um_io_segment {
+  const char *ptr;
+  uint32_t len;
+  uint32_t pos;
+  uint32_t cqe_flags;  // carries the buffer id, for giving it back
+};
+
+struct um_io {
+  VALUE machine;
+  struct um *m;        // holds a reference: the segments live in its pool
+  VALUE target;
+  int fd;
+  enum um_io_mode mode;
+  struct um_io_segment *segments;
+  uint32_t head, count, cap;
+  size_t pending;      // bytes received, not yet consumed
+  uint64_t consumed;   // bytes consumed since creation
+  bool eof;
+};
+
+bool um_io_fill(struct um_io *io);
+VALUE um_io_read_to_delim(struct um_io *io, const char *delim, size_t dlen, size_t limit, bool strip_cr);
+VALUE um_io_read(struct um_io *io, long len);
+size_t um_io_skip(struct um_io *io, size_t len);
+VALUE um_io_read_each(struct um_io *io);
+void um_io_clear(struct um_io *io);
+
+#endif

@@ -1,0 +1,196 @@
+# frozen_string_literal: true
+
+require_relative "helper"
+
+class UMIOTest < UMTestCase
+  # Writes the parts with a pause between them, so each arrives as its own
+  # chunk, then closes the writer.
+  def feed(w, *parts)
+    @machine.spin do
+      parts.each do |part|
+        @machine.write(w, part)
+        @machine.sleep(0.001)
+      end
+      @machine.close(w)
+    end
+  end
+
+  def test_read_line
+    r, w = pipe
+    io = @machine.io(r)
+    assert_kind_of UM::IO, io
+    feed(w, "hello\r\nworld\n", "last")
+    assert_equal "hello", io.read_line
+    assert_equal "world", io.read_line
+    assert_equal "last", io.read_line
+    assert_nil io.read_line
+    assert io.eof?
+  end
+
+  def test_lines_split_at_every_boundary
+    text = "first line\r\nsecond\n\nthird line here\nend"
+    expected = ["first line", "second", "", "third line here", "end"]
+    (1...text.bytesize).each do |i|
+      r, w = pipe
+      io = UM::IO.new(@machine, r, :fd)
+      feed(w, text[0, i], text[i..])
+      lines = []
+      while (line = io.read_line)
+        lines << line
+      end
+      assert_equal expected, lines, "split at #{i}"
+      assert_equal text.bytesize, io.consumed
+    end
+    assert_equal 0, @machine.metrics[:buffers_in_use]
+  end
+
+  def test_read_to_delim_split_at_every_boundary
+    text = "GET / HTTP/1.1\r\nHost: x\r\n\r\nbody"
+    (1...text.bytesize).each do |i|
+      r, w = pipe
+      io = @machine.io(r)
+      feed(w, text[0, i], text[i..])
+      assert_equal "GET / HTTP/1.1\r\nHost: x", io.read_to_delim("\r\n\r\n"), "split at #{i}"
+      assert_equal "body", io.read(4)
+    end
+  end
+
+  def test_read_line_limit
+    r, w = pipe
+    io = @machine.io(r)
+    feed(w, "abcdefghij\nxy\n")
+    assert_equal "abcd", io.read_line(4)
+    assert_equal "efghij", io.read_line(100)
+    assert_equal "xy", io.read_line(2)
+  end
+
+  def test_read_lengths
+    r, w = pipe
+    io = @machine.io(r)
+    feed(w, "0123", "456789")
+    assert_equal "012345", io.read(6)
+    assert_equal "67", io.read(-2)
+    assert_equal "89", io.read(0)
+    assert_equal "", io.read(0)
+    assert_nil io.read(1)
+  end
+
+  def test_read_negative_waits_for_data
+    r, w = pipe
+    io = @machine.io(r)
+    feed(w, "abc")
+    assert_equal "ab", io.read(-2)
+    assert_equal "c", io.read(-10)
+    assert_nil io.read(-10)
+  end
+
+  def test_read_exact_at_eof
+    r, w = pipe
+    io = @machine.io(r)
+    feed(w, "abc")
+    assert_nil io.read(10)
+    assert_equal 3, io.pending
+  end
+
+  def test_skip_pending_consumed_clear
+    r, w = pipe
+    io = @machine.io(r)
+    feed(w, "0123456789", "abcdef")
+    assert_equal 3, io.skip(3)
+    assert_equal 3, io.consumed
+    assert_equal "3456", io.read(4)
+    assert_equal 7, io.consumed
+    assert_equal 3, io.pending
+    io.clear
+    assert_equal 0, io.pending
+    assert_equal "abcdef", io.read(6)
+    assert_equal 0, io.skip(5)
+  end
+
+  def test_read_each_views
+    r, w = pipe
+    io = @machine.io(r)
+    feed(w, "one", "two", "three")
+    views = []
+    chunks = []
+    io.read_each do |buf|
+      assert_kind_of IO::Buffer, buf
+      assert buf.readonly?
+      chunks << buf.get_string
+      views << buf
+    end
+    assert_equal "onetwothree", chunks.join
+    # A view does not outlive its block: afterwards it shows no memory.
+    assert(views.all? { |v| v.null? && v.size.zero? })
+    assert_equal 0, @machine.metrics[:buffers_in_use]
+  end
+
+  def test_read_each_pending_data_first
+    r, w = pipe
+    io = @machine.io(r)
+    feed(w, "head\nrest")
+    assert_equal "head", io.read_line
+    chunks = []
+    io.read_each { |buf| chunks << buf.get_string }
+    assert_equal "rest", chunks.join
+  end
+
+  def test_write
+    r, w = pipe
+    io = @machine.io(w)
+    assert_equal 11, io.write("hello", " ", IO::Buffer.for("world"))
+    assert_equal "hello world", read_once(r, 20)
+    assert_raises(TypeError) { io.write(:x) }
+  end
+
+  def test_socket_mode
+    a, b = socketpair
+    server = @machine.io(b, :socket)
+    client = @machine.io(a, :socket)
+    client.write("ping\n")
+    assert_equal "ping", server.read_line
+    server.write("pong\n")
+    assert_equal "pong", client.read_line
+  end
+
+  def test_block_form
+    r, w = pipe
+    @machine.write(w, "x\n")
+    assert_equal "x", @machine.io(r) { |io| io.read_line }
+  end
+
+  def test_timeout_while_reading
+    r, w = pipe
+    io = @machine.io(r)
+    assert_raises(Timeout::Error) { @machine.timeout(0.01, Timeout::Error) { io.read_line } }
+    assert_no_pending_ops
+    @machine.write(w, "later\n")
+    assert_equal "later", io.read_line
+  end
+
+  def test_buffers_return_to_the_pool_when_collected
+    r, w = pipe
+    io = @machine.io(r)
+    @machine.write(w, "a\nb\n")
+    io.read_line
+    assert_equal 1, @machine.metrics[:buffers_in_use]
+    io = nil # rubocop:disable Lint/UselessAssignment
+    GC.start
+    assert_equal 0, @machine.metrics[:buffers_in_use]
+  end
+
+  def test_bad_arguments
+    r, _w = pipe
+    assert_raises(ArgumentError) { UM::IO.new(@machine, r, :nope) }
+    assert_raises(UM::Error) { UM::IO.new(@machine, r, :ssl) }
+    assert_raises(TypeError) { UM::IO.new(@machine, "r") }
+    assert_raises(TypeError) { UM::IO.new(:m, r) }
+    io = @machine.io(r)
+    assert_raises(TypeError) { io.read("1") }
+    assert_raises(ArgumentError) { io.skip(-1) }
+    assert_raises(TypeError) { io.read_to_delim(1) }
+    assert_raises(ArgumentError) { io.read_to_delim("") }
+    assert_raises(ArgumentError) { io.read_line(-1) }
+    assert_raises(UM::Error) { Thread.new { io.read_line }.tap { _1.report_on_exception = false }.join }
+  end
+end
