@@ -5,7 +5,6 @@
 #include "um.h"
 #include "um_buffers.h"
 #include <errno.h>
-#include <unistd.h>
 
 // IORING_OP_READ_MULTISHOT: Linux 6.7, liburing 2.5. The opcode follows the
 // kernel's enum io_uring_op (IORING_OP_SENDMSG_ZC is 48 in liburing 2.3).
@@ -98,18 +97,12 @@ static VALUE um_multishot_loop(VALUE arg) {
   }
 }
 
-// Cancels the op and gives back what its unconsumed results hold.
+// Cancels the op; releasing it gives back what its unconsumed results hold.
 static VALUE um_multishot_ensure(VALUE arg) {
   struct um_multishot *ms = (struct um_multishot *)arg;
   struct um_op *op = ms->op;
   if (!op) return Qnil;
 
-  for (uint32_t i = op->data.results.head; i < op->data.results.count; i++) {
-    struct um_result *r = &op->data.results.items[i];
-    um_pool_recycle(ms->m, r->flags);
-    if (op->kind == OP_ACCEPT_MULTI && r->res >= 0) close(r->res);
-  }
-  op->data.results.head = op->data.results.count = 0;
   um_op_cancel(ms->m, op);
   um_op_release(ms->m, op);
   return Qnil;

@@ -80,8 +80,19 @@ void um_op_set_buffer(struct um *m, struct um_op *op, VALUE buffer) {
   RB_OBJ_WRITE(m->self, &op->buffer, buffer);
 }
 
+// Gives back what the queued, unconsumed results of a multishot op hold.
+static void um_op_drop_results(struct um *m, struct um_op *op) {
+  for (uint32_t i = op->data.results.head; i < op->data.results.count; i++) {
+    struct um_result *r = &op->data.results.items[i];
+    um_pool_recycle(m, r->flags);
+    if ((op->flags & OP_F_RESULT_FD) && r->res >= 0) close(r->res);
+  }
+  op->data.results.head = op->data.results.count = 0;
+}
+
 // The holder lets go: unlock its buffer, stop waiting.
 void um_op_release(struct um *m, struct um_op *op) {
+  if (op->flags & OP_F_RESULTS) um_op_drop_results(m, op);
   if (op->flags & OP_F_LOCKED) {
     op->flags &= ~OP_F_LOCKED;
     um_buffer_unlock(op->buffer);
