@@ -51,14 +51,17 @@ static VALUE um_futex_wake(struct um *m, uint32_t *word, uint32_t count, VALUE o
 }
 
 // Mutex: the word is 0 (unlocked), 1 (locked) or 2 (locked, maybe waiters).
+// The uncontended paths are a compare-and-swap and a decrement: no machine,
+// no kernel.
 
-static void um_mutex_lock(struct um *m, struct um_mutex *mutex, VALUE obj) {
+bool um_mutex_trylock(struct um_mutex *mutex) {
   uint32_t c = 0;
-  if (__atomic_compare_exchange_n(&mutex->state, &c, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
-    return;
+  return __atomic_compare_exchange_n(&mutex->state, &c, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+}
 
+void um_mutex_lock(struct um *m, struct um_mutex *mutex, VALUE obj) {
   if (mutex->owner == rb_fiber_current()) rb_raise(eUMError, "deadlock; recursive locking");
-  if (c != 2) c = __atomic_exchange_n(&mutex->state, 2, __ATOMIC_ACQUIRE);
+  uint32_t c = __atomic_exchange_n(&mutex->state, 2, __ATOMIC_ACQUIRE);
   while (c != 0) {
     VALUE v = um_futex_wait(m, &mutex->state, 2, obj);
     // Woken otherwise (an exception would have been raised): give up.
@@ -67,31 +70,15 @@ static void um_mutex_lock(struct um *m, struct um_mutex *mutex, VALUE obj) {
   }
 }
 
-static void um_mutex_unlock(struct um *m, struct um_mutex *mutex, VALUE obj) {
-  if (__atomic_fetch_sub(&mutex->state, 1, __ATOMIC_RELEASE) != 1) {
-    __atomic_store_n(&mutex->state, 0, __ATOMIC_RELEASE);
-    um_futex_wake(m, &mutex->state, 1, obj);
-  }
+// Returns true when a waiter may need waking (um_mutex_wake).
+bool um_mutex_unlock(struct um_mutex *mutex) {
+  if (__atomic_fetch_sub(&mutex->state, 1, __ATOMIC_RELEASE) == 1) return false;
+  __atomic_store_n(&mutex->state, 0, __ATOMIC_RELEASE);
+  return true;
 }
 
-struct um_sync_ctx {
-  struct um *m;
-  struct um_mutex *mutex;
-  VALUE obj;
-};
-
-static VALUE um_synchronize_unlock(VALUE arg) {
-  struct um_sync_ctx *ctx = (struct um_sync_ctx *)arg;
-  RB_OBJ_WRITE(ctx->obj, &ctx->mutex->owner, Qnil);
-  um_mutex_unlock(ctx->m, ctx->mutex, ctx->obj);
-  return Qnil;
-}
-
-VALUE um_synchronize(struct um *m, struct um_mutex *mutex, VALUE obj) {
-  um_mutex_lock(m, mutex, obj);
-  RB_OBJ_WRITE(obj, &mutex->owner, rb_fiber_current());
-  struct um_sync_ctx ctx = { .m = m, .mutex = mutex, .obj = obj };
-  return rb_ensure(rb_yield, Qnil, um_synchronize_unlock, (VALUE)&ctx);
+void um_mutex_wake(struct um *m, struct um_mutex *mutex, VALUE obj) {
+  um_futex_wake(m, &mutex->state, 1, obj);
 }
 
 // Queue: the word is a sequence number bumped by every push, so that a

@@ -15,7 +15,10 @@ struct um_queue {
   VALUE items;       // Array
 };
 
-VALUE um_synchronize(struct um *m, struct um_mutex *mutex, VALUE obj);
+bool um_mutex_trylock(struct um_mutex *mutex);
+void um_mutex_lock(struct um *m, struct um_mutex *mutex, VALUE obj);
+bool um_mutex_unlock(struct um_mutex *mutex);
+void um_mutex_wake(struct um *m, struct um_mutex *mutex, VALUE obj);
 VALUE um_queue_push(struct um *m, struct um_queue *queue, VALUE obj, VALUE value);
 VALUE um_queue_unshift(struct um *m, struct um_queue *queue, VALUE obj, VALUE value);
 VALUE um_queue_take(struct um *m, struct um_queue *queue, VALUE obj, bool from_tail);

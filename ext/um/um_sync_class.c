@@ -98,10 +98,27 @@ static struct um *um_sync_machine(VALUE self) {
  * Runs the block holding the mutex; other fibers (of any thread or machine)
  * wanting it wait meanwhile. Raises UM::Error on recursive locking.
  */
+struct um_sync_ctx {
+  VALUE machine;
+  VALUE mutex;
+  struct um_mutex *mx;
+};
+
+static VALUE um_synchronize_unlock(VALUE arg) {
+  struct um_sync_ctx *ctx = (struct um_sync_ctx *)arg;
+  RB_OBJ_WRITE(ctx->mutex, &ctx->mx->owner, Qnil);
+  if (um_mutex_unlock(ctx->mx)) um_mutex_wake(um_sync_machine(ctx->machine), ctx->mx, ctx->mutex);
+  return Qnil;
+}
+
 static VALUE um_synchronize_m(VALUE self, VALUE mutex) {
   struct um_mutex *mx = mutex_get(mutex);
   rb_need_block();
-  return um_synchronize(um_sync_machine(self), mx, mutex);
+  // The machine is needed only to wait: not on the uncontended path.
+  if (!um_mutex_trylock(mx)) um_mutex_lock(um_sync_machine(self), mx, mutex);
+  RB_OBJ_WRITE(mutex, &mx->owner, rb_fiber_current());
+  struct um_sync_ctx ctx = { .machine = self, .mutex = mutex, .mx = mx };
+  return rb_ensure(rb_yield, Qnil, um_synchronize_unlock, (VALUE)&ctx);
 }
 
 /* Adds a value at the tail of the queue, waking a waiting consumer. */
