@@ -275,6 +275,15 @@ VALUE um_unregister_buffers(struct um *m);
 VALUE um_read_fixed(struct um *m, int fd, unsigned index, ssize_t maxlen, size_t buffer_offset, int64_t file_offset);
 VALUE um_write_fixed(struct um *m, int fd, unsigned index, ssize_t len, size_t buffer_offset, int64_t file_offset);
 
+// um_args.c: argument checks shared by the bindings
+int um_arg_fd(VALUE v);
+long um_arg_long(VALUE v, const char *name);
+int um_arg_int(VALUE v, const char *name);
+ssize_t um_arg_len(VALUE v, const char *name);
+int64_t um_arg_file_offset(VALUE v);
+double um_arg_interval(VALUE v);
+void um_arg_buffer(VALUE buffer);
+
 // Init functions, one per binding file
 void Init_um_class(void);
 void Init_um_async_op(void);

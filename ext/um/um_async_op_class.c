@@ -55,10 +55,7 @@ static struct um_async_op *async_op_get(VALUE self) {
  */
 static VALUE um_prep_timeout_m(VALUE self, VALUE seconds) {
   struct um *m = um_get_machine(self);
-  if (!rb_obj_is_kind_of(seconds, rb_cNumeric))
-    rb_raise(rb_eTypeError, "can't convert %s into time interval", rb_obj_classname(seconds));
-  double interval = NUM2DBL(seconds);
-  if (!(interval >= 0)) rb_raise(rb_eArgError, "time interval must not be negative");
+  double interval = um_arg_interval(seconds);
 
   struct um_async_op *a = calloc(1, sizeof(struct um_async_op));
   if (!a) rb_raise(rb_eNoMemError, "failed to allocate an AsyncOp");

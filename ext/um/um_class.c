@@ -23,8 +23,6 @@ static ID id_new;
 static ID id_machine_ivar;
 static VALUE sym_size, sym_sqpoll;
 
-// Largest count one read or write transfers, as in Linux's MAX_RW_COUNT.
-#define UM_MAX_RW_COUNT 0x7ffff000L
 #define UM_MAX_ENTRIES 32768
 
 static void um_mark(void *ptr) {
@@ -115,50 +113,6 @@ struct um *um_get_machine(VALUE self) {
 
 // Argument checks
 
-static int um_fd_arg(VALUE v) {
-  if (!RB_INTEGER_TYPE_P(v))
-    rb_raise(rb_eTypeError, "fd must be an Integer, not %s", rb_obj_classname(v));
-  return NUM2INT(v);
-}
-
-static long um_integer_arg(VALUE v, const char *name) {
-  if (!RB_INTEGER_TYPE_P(v))
-    rb_raise(rb_eTypeError, "%s must be an Integer, not %s", name, rb_obj_classname(v));
-  return NUM2LONG(v);
-}
-
-// nil: -1 (the default); else a length >= 0.
-static ssize_t um_len_arg(VALUE v, const char *name) {
-  if (NIL_P(v)) return -1;
-  long len = um_integer_arg(v, name);
-  if (len < 0) rb_raise(rb_eArgError, "negative %s: %ld", name, len);
-  return len > UM_MAX_RW_COUNT ? UM_MAX_RW_COUNT : len;
-}
-
-static int64_t um_file_offset_arg(VALUE v) {
-  if (NIL_P(v)) return -1;
-  if (!RB_INTEGER_TYPE_P(v))
-    rb_raise(rb_eTypeError, "file offset must be an Integer, not %s", rb_obj_classname(v));
-  int64_t ofs = NUM2LL(v);
-  if (ofs < -1) rb_raise(rb_eArgError, "file offset must be >= 0, or -1 for the current position (got %lld)", (long long)ofs);
-  return ofs;
-}
-
-static double um_interval_arg(VALUE v) {
-  if (!rb_obj_is_kind_of(v, rb_cNumeric))
-    rb_raise(rb_eTypeError, "can't convert %s into time interval", rb_obj_classname(v));
-  double d = NUM2DBL(v);
-  if (isnan(d)) rb_raise(rb_eArgError, "time interval must be a number (got NaN)");
-  if (d < 0) rb_raise(rb_eArgError, "time interval must not be negative");
-  if (d > (double)LLONG_MAX / 2) d = (double)LLONG_MAX / 2;
-  return d;
-}
-
-static void um_check_buffer(VALUE buffer) {
-  if (!RB_TYPE_P(buffer, T_STRING) && !rb_obj_is_kind_of(buffer, rb_cIOBuffer))
-    rb_raise(rb_eTypeError, "buffer must be a String or an IO::Buffer, not %s", rb_obj_classname(buffer));
-}
-
 // Machine
 
 /*
@@ -191,7 +145,7 @@ static VALUE um_initialize(int argc, VALUE *argv, VALUE self) {
 
   unsigned size = 4096;
   if (!NIL_P(size_arg)) {
-    long n = um_integer_arg(size_arg, "size");
+    long n = um_arg_long(size_arg, "size");
     if (n < 1 || n > UM_MAX_ENTRIES)
       rb_raise(rb_eArgError, "size must be between 1 and %d (got %ld)", UM_MAX_ENTRIES, n);
     size = (unsigned)n;
@@ -204,7 +158,7 @@ static VALUE um_initialize(int argc, VALUE *argv, VALUE self) {
   else if (RTEST(sqpoll_arg)) {
     if (!rb_obj_is_kind_of(sqpoll_arg, rb_cNumeric))
       rb_raise(rb_eTypeError, "sqpoll must be true, false or an idle time in seconds, not %s", rb_obj_classname(sqpoll_arg));
-    idle = um_interval_arg(sqpoll_arg);
+    idle = um_arg_interval(sqpoll_arg);
     if (idle > 3600) rb_raise(rb_eArgError, "sqpoll idle time must be at most 3600 seconds");
     sqpoll = true;
   }
@@ -333,7 +287,7 @@ static VALUE um_sleep_m(int argc, VALUE *argv, VALUE self) {
   struct um *m = um_get_machine(self);
   VALUE arg = rb_check_arity(argc, 0, 1) ? argv[0] : Qnil;
   bool forever = NIL_P(arg);
-  double seconds = forever ? 0 : um_interval_arg(arg);
+  double seconds = forever ? 0 : um_arg_interval(arg);
   return DBL2NUM(um_sleep(m, seconds, forever));
 }
 
@@ -353,7 +307,7 @@ static VALUE um_exception_arg(VALUE exc) {
 static VALUE um_timeout_m(VALUE self, VALUE seconds, VALUE exc) {
   struct um *m = um_get_machine(self);
   rb_need_block();
-  double interval = um_interval_arg(seconds);
+  double interval = um_arg_interval(seconds);
   return um_timeout(m, interval, um_exception_arg(exc));
 }
 
@@ -361,7 +315,7 @@ static VALUE um_timeout_m(VALUE self, VALUE seconds, VALUE exc) {
 static VALUE um_periodically_m(VALUE self, VALUE interval) {
   struct um *m = um_get_machine(self);
   rb_need_block();
-  double seconds = um_interval_arg(interval);
+  double seconds = um_arg_interval(interval);
   if (seconds == 0) rb_raise(rb_eArgError, "interval must be greater than 0");
   return um_periodically(m, seconds);
 }
@@ -384,8 +338,8 @@ static VALUE um_open_close(VALUE arg) {
 static VALUE um_open_m(int argc, VALUE *argv, VALUE self) {
   struct um *m = um_get_machine(self);
   rb_check_arity(argc, 2, 3);
-  int flags = (int)um_integer_arg(argv[1], "flags");
-  mode_t mode = argc > 2 ? (mode_t)um_integer_arg(argv[2], "mode") : 0666;
+  int flags = (int)um_arg_long(argv[1], "flags");
+  mode_t mode = argc > 2 ? (mode_t)um_arg_long(argv[2], "mode") : 0666;
   VALUE fd = um_open(m, argv[0], flags, mode);
   if (!rb_block_given_p() || !FIXNUM_P(fd)) return fd;
 
@@ -402,12 +356,12 @@ static VALUE um_open_m(int argc, VALUE *argv, VALUE self) {
 static VALUE um_read_m(int argc, VALUE *argv, VALUE self) {
   struct um *m = um_get_machine(self);
   rb_check_arity(argc, 2, 5);
-  int fd = um_fd_arg(argv[0]);
+  int fd = um_arg_fd(argv[0]);
   VALUE buffer = argv[1];
-  um_check_buffer(buffer);
-  ssize_t buffer_offset = argc > 3 && !NIL_P(argv[3]) ? um_integer_arg(argv[3], "buffer offset") : 0;
-  int64_t file_offset = argc > 4 ? um_file_offset_arg(argv[4]) : -1;
-  ssize_t maxlen = argc > 2 ? um_len_arg(argv[2], "length") : -1;
+  um_arg_buffer(buffer);
+  ssize_t buffer_offset = argc > 3 && !NIL_P(argv[3]) ? um_arg_long(argv[3], "buffer offset") : 0;
+  int64_t file_offset = argc > 4 ? um_arg_file_offset(argv[4]) : -1;
+  ssize_t maxlen = argc > 2 ? um_arg_len(argv[2], "length") : -1;
   if (maxlen < 0) maxlen = um_buffer_default_read_len(buffer, buffer_offset);
   return um_read(m, fd, buffer, maxlen, buffer_offset, file_offset);
 }
@@ -427,10 +381,10 @@ struct um_write_args {
 static struct um_write_args um_parse_write_args(int argc, VALUE *argv) {
   rb_check_arity(argc, 2, 4);
   struct um_write_args a;
-  a.fd = um_fd_arg(argv[0]);
-  um_check_buffer(argv[1]);
-  a.len = argc > 2 ? um_len_arg(argv[2], "length") : -1;
-  a.file_offset = argc > 3 ? um_file_offset_arg(argv[3]) : -1;
+  a.fd = um_arg_fd(argv[0]);
+  um_arg_buffer(argv[1]);
+  a.len = argc > 2 ? um_arg_len(argv[2], "length") : -1;
+  a.file_offset = argc > 3 ? um_arg_file_offset(argv[3]) : -1;
   return a;
 }
 
@@ -448,15 +402,15 @@ static VALUE um_write_m(int argc, VALUE *argv, VALUE self) {
 static VALUE um_writev_m(int argc, VALUE *argv, VALUE self) {
   struct um *m = um_get_machine(self);
   rb_check_arity(argc, 1, UNLIMITED_ARGUMENTS);
-  int fd = um_fd_arg(argv[0]);
+  int fd = um_arg_fd(argv[0]);
   int count = argc - 1;
   int64_t file_offset = -1;
   if (count > 0 && RB_INTEGER_TYPE_P(argv[argc - 1])) {
-    file_offset = um_file_offset_arg(argv[argc - 1]);
+    file_offset = um_arg_file_offset(argv[argc - 1]);
     count--;
   }
   if (count > IOV_MAX) rb_raise(rb_eArgError, "too many buffers (%d, at most %d)", count, IOV_MAX);
-  for (int i = 0; i < count; i++) um_check_buffer(argv[1 + i]);
+  for (int i = 0; i < count; i++) um_arg_buffer(argv[1 + i]);
   return um_writev(m, fd, count, argv + 1, file_offset);
 }
 
@@ -474,17 +428,17 @@ static VALUE um_write_async_m(int argc, VALUE *argv, VALUE self) {
 
 /* Closes the fd; returns it. */
 static VALUE um_close_m(VALUE self, VALUE fd) {
-  return um_close(um_get_machine(self), um_fd_arg(fd));
+  return um_close(um_get_machine(self), um_arg_fd(fd));
 }
 
 /* Closes the fd without waiting; returns it. */
 static VALUE um_close_async_m(VALUE self, VALUE fd) {
-  return um_close_async(um_get_machine(self), um_fd_arg(fd));
+  return um_close_async(um_get_machine(self), um_arg_fd(fd));
 }
 
 /* Flushes the file's data and metadata to storage. */
 static VALUE um_fsync_m(VALUE self, VALUE fd) {
-  return um_fsync(um_get_machine(self), um_fd_arg(fd));
+  return um_fsync(um_get_machine(self), um_arg_fd(fd));
 }
 
 /*
@@ -496,14 +450,14 @@ static VALUE um_fsync_m(VALUE self, VALUE fd) {
  */
 static VALUE um_statx_m(VALUE self, VALUE dirfd, VALUE path, VALUE flags, VALUE mask) {
   struct um *m = um_get_machine(self);
-  int fd = um_fd_arg(dirfd);
-  int f = (int)um_integer_arg(flags, "flags");
-  unsigned msk = (unsigned)um_integer_arg(mask, "mask");
+  int fd = um_arg_fd(dirfd);
+  int f = (int)um_arg_long(flags, "flags");
+  unsigned msk = (unsigned)um_arg_long(mask, "mask");
   return um_statx(m, fd, path, f, msk);
 }
 
 static unsigned um_count_arg(VALUE v) {
-  long n = um_integer_arg(v, "length");
+  long n = um_arg_long(v, "length");
   if (n < 0) rb_raise(rb_eArgError, "negative length: %ld", n);
   return n > UINT_MAX ? UINT_MAX : (unsigned)n;
 }
@@ -511,19 +465,19 @@ static unsigned um_count_arg(VALUE v) {
 /* Moves up to +nbytes+ from one fd to another, one of them a pipe. */
 static VALUE um_splice_m(VALUE self, VALUE in, VALUE out, VALUE nbytes) {
   struct um *m = um_get_machine(self);
-  return um_splice(m, um_fd_arg(in), um_fd_arg(out), um_count_arg(nbytes));
+  return um_splice(m, um_arg_fd(in), um_arg_fd(out), um_count_arg(nbytes));
 }
 
 /* Duplicates up to +nbytes+ from one pipe to another without consuming. */
 static VALUE um_tee_m(VALUE self, VALUE in, VALUE out, VALUE nbytes) {
   struct um *m = um_get_machine(self);
-  return um_tee(m, um_fd_arg(in), um_fd_arg(out), um_count_arg(nbytes));
+  return um_tee(m, um_arg_fd(in), um_arg_fd(out), um_count_arg(nbytes));
 }
 
 /* Waits until the fd is ready for the events in +mask+; returns them. */
 static VALUE um_poll_m(VALUE self, VALUE fd, VALUE mask) {
   struct um *m = um_get_machine(self);
-  return um_poll(m, um_fd_arg(fd), (unsigned)um_integer_arg(mask, "mask"));
+  return um_poll(m, um_arg_fd(fd), (unsigned)um_arg_long(mask, "mask"));
 }
 
 // Class methods
@@ -543,23 +497,23 @@ static VALUE um_s_pipe(VALUE klass) {
 /* A pair of connected sockets: [fd, fd]. */
 static VALUE um_s_socketpair(VALUE klass, VALUE domain, VALUE type, VALUE protocol) {
   int fds[2];
-  int d = (int)um_integer_arg(domain, "domain");
-  int t = (int)um_integer_arg(type, "type");
-  int p = (int)um_integer_arg(protocol, "protocol");
+  int d = (int)um_arg_long(domain, "domain");
+  int t = (int)um_arg_long(type, "type");
+  int p = (int)um_arg_long(protocol, "protocol");
   if (socketpair(d, t | SOCK_CLOEXEC, p, fds) < 0) rb_sys_fail("socketpair");
   return rb_ary_new_from_args(2, INT2NUM(fds[0]), INT2NUM(fds[1]));
 }
 
 /* A pidfd referring to the process +pid+. */
 static VALUE um_s_pidfd_open(VALUE klass, VALUE pid) {
-  int fd = (int)syscall(SYS_pidfd_open, (pid_t)um_integer_arg(pid, "pid"), 0);
+  int fd = (int)syscall(SYS_pidfd_open, (pid_t)um_arg_long(pid, "pid"), 0);
   if (fd < 0) rb_sys_fail("pidfd_open");
   return INT2NUM(fd);
 }
 
 /* Sends the signal to the process the pidfd refers to; returns 0. */
 static VALUE um_s_pidfd_send_signal(VALUE klass, VALUE pidfd, VALUE sig) {
-  int ret = (int)syscall(SYS_pidfd_send_signal, um_fd_arg(pidfd), (int)um_integer_arg(sig, "signal"), NULL, 0);
+  int ret = (int)syscall(SYS_pidfd_send_signal, um_arg_fd(pidfd), (int)um_arg_long(sig, "signal"), NULL, 0);
   if (ret < 0) rb_sys_fail("pidfd_send_signal");
   return INT2NUM(ret);
 }

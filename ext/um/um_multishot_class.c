@@ -2,12 +2,6 @@
 #include "um.h"
 #include "um_buffers.h"
 
-static int um_ms_fd_arg(VALUE v) {
-  if (!RB_INTEGER_TYPE_P(v))
-    rb_raise(rb_eTypeError, "fd must be an Integer, not %s", rb_obj_classname(v));
-  return NUM2INT(v);
-}
-
 /*
  * call-seq: accept_each(fd) { |conn_fd| } -> nil
  *
@@ -18,7 +12,7 @@ static int um_ms_fd_arg(VALUE v) {
 static VALUE um_accept_each_m(VALUE self, VALUE fd) {
   struct um *m = um_get_machine(self);
   rb_need_block();
-  return um_accept_each(m, um_ms_fd_arg(fd));
+  return um_accept_each(m, um_arg_fd(fd));
 }
 
 /*
@@ -31,7 +25,7 @@ static VALUE um_accept_each_m(VALUE self, VALUE fd) {
 static VALUE um_read_each_m(VALUE self, VALUE fd) {
   struct um *m = um_get_machine(self);
   rb_need_block();
-  return um_read_each(m, um_ms_fd_arg(fd));
+  return um_read_each(m, um_arg_fd(fd));
 }
 
 /*
@@ -50,7 +44,7 @@ static VALUE um_recv_each_m(int argc, VALUE *argv, VALUE self) {
       rb_raise(rb_eTypeError, "flags must be an Integer, not %s", rb_obj_classname(argv[1]));
     flags = NUM2INT(argv[1]);
   }
-  return um_recv_each(m, um_ms_fd_arg(argv[0]), flags);
+  return um_recv_each(m, um_arg_fd(argv[0]), flags);
 }
 
 /*

@@ -10,37 +10,8 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-// Largest count one send or receive transfers, as in Linux's MAX_RW_COUNT.
-#define UM_NET_MAX_RW_COUNT 0x7ffff000L
 
 // Argument checks
-
-static int um_net_fd_arg(VALUE v) {
-  if (!RB_INTEGER_TYPE_P(v))
-    rb_raise(rb_eTypeError, "fd must be an Integer, not %s", rb_obj_classname(v));
-  return NUM2INT(v);
-}
-
-static int um_net_int_arg(VALUE v, const char *name) {
-  if (!RB_INTEGER_TYPE_P(v))
-    rb_raise(rb_eTypeError, "%s must be an Integer, not %s", name, rb_obj_classname(v));
-  return NUM2INT(v);
-}
-
-// nil: -1 (the default); else a length >= 0.
-static ssize_t um_net_len_arg(VALUE v, const char *name) {
-  if (NIL_P(v)) return -1;
-  if (!RB_INTEGER_TYPE_P(v))
-    rb_raise(rb_eTypeError, "%s must be an Integer, not %s", name, rb_obj_classname(v));
-  long len = NUM2LONG(v);
-  if (len < 0) rb_raise(rb_eArgError, "negative %s: %ld", name, len);
-  return len > UM_NET_MAX_RW_COUNT ? UM_NET_MAX_RW_COUNT : len;
-}
-
-static void um_net_check_buffer(VALUE buffer) {
-  if (!RB_TYPE_P(buffer, T_STRING) && !rb_obj_is_kind_of(buffer, rb_cIOBuffer))
-    rb_raise(rb_eTypeError, "buffer must be a String or an IO::Buffer, not %s", rb_obj_classname(buffer));
-}
 
 // Addresses
 
@@ -139,10 +110,10 @@ static socklen_t um_net_addr_args(int argc, VALUE *argv, struct sockaddr_storage
 static VALUE um_socket_m(int argc, VALUE *argv, VALUE self) {
   struct um *m = um_get_machine(self);
   rb_check_arity(argc, 2, 4);
-  int domain = um_net_int_arg(argv[0], "domain");
-  int type = um_net_int_arg(argv[1], "type");
-  int protocol = argc > 2 ? um_net_int_arg(argv[2], "protocol") : 0;
-  int flags = argc > 3 ? um_net_int_arg(argv[3], "flags") : 0;
+  int domain = um_arg_int(argv[0], "domain");
+  int type = um_arg_int(argv[1], "type");
+  int protocol = argc > 2 ? um_arg_int(argv[2], "protocol") : 0;
+  int flags = argc > 3 ? um_arg_int(argv[3], "flags") : 0;
   return um_socket(m, domain, type, protocol, (unsigned)flags);
 }
 
@@ -158,7 +129,7 @@ static VALUE um_socket_m(int argc, VALUE *argv, VALUE self) {
 static VALUE um_bind_m(int argc, VALUE *argv, VALUE self) {
   struct um *m = um_get_machine(self);
   rb_check_arity(argc, 2, 3);
-  int fd = um_net_fd_arg(argv[0]);
+  int fd = um_arg_fd(argv[0]);
   struct sockaddr_storage ss;
   socklen_t len = um_net_addr_args(argc - 1, argv + 1, &ss);
   return um_bind(m, fd, (struct sockaddr *)&ss, len);
@@ -172,8 +143,8 @@ static VALUE um_bind_m(int argc, VALUE *argv, VALUE self) {
 static VALUE um_listen_m(int argc, VALUE *argv, VALUE self) {
   struct um *m = um_get_machine(self);
   rb_check_arity(argc, 1, 2);
-  int fd = um_net_fd_arg(argv[0]);
-  int backlog = argc > 1 ? um_net_int_arg(argv[1], "backlog") : SOMAXCONN;
+  int fd = um_arg_fd(argv[0]);
+  int backlog = argc > 1 ? um_arg_int(argv[1], "backlog") : SOMAXCONN;
   return um_listen(m, fd, backlog);
 }
 
@@ -185,7 +156,7 @@ static VALUE um_listen_m(int argc, VALUE *argv, VALUE self) {
  */
 static VALUE um_accept_m(VALUE self, VALUE fd) {
   struct um *m = um_get_machine(self);
-  return um_accept(m, um_net_fd_arg(fd));
+  return um_accept(m, um_arg_fd(fd));
 }
 
 /*
@@ -198,7 +169,7 @@ static VALUE um_accept_m(VALUE self, VALUE fd) {
 static VALUE um_connect_m(int argc, VALUE *argv, VALUE self) {
   struct um *m = um_get_machine(self);
   rb_check_arity(argc, 2, 3);
-  int fd = um_net_fd_arg(argv[0]);
+  int fd = um_arg_fd(argv[0]);
   struct sockaddr_storage ss;
   socklen_t len = um_net_addr_args(argc - 1, argv + 1, &ss);
   return um_connect(m, fd, (struct sockaddr *)&ss, len);
@@ -214,10 +185,10 @@ static VALUE um_connect_m(int argc, VALUE *argv, VALUE self) {
 static VALUE um_send_m(int argc, VALUE *argv, VALUE self) {
   struct um *m = um_get_machine(self);
   rb_check_arity(argc, 2, 4);
-  int fd = um_net_fd_arg(argv[0]);
-  um_net_check_buffer(argv[1]);
-  ssize_t len = argc > 2 ? um_net_len_arg(argv[2], "length") : -1;
-  int flags = argc > 3 ? um_net_int_arg(argv[3], "flags") : 0;
+  int fd = um_arg_fd(argv[0]);
+  um_arg_buffer(argv[1]);
+  ssize_t len = argc > 2 ? um_arg_len(argv[2], "length") : -1;
+  int flags = argc > 3 ? um_arg_int(argv[3], "flags") : 0;
   return um_send(m, fd, argv[1], len, flags);
 }
 
@@ -230,11 +201,11 @@ static VALUE um_send_m(int argc, VALUE *argv, VALUE self) {
 static VALUE um_recv_m(int argc, VALUE *argv, VALUE self) {
   struct um *m = um_get_machine(self);
   rb_check_arity(argc, 2, 4);
-  int fd = um_net_fd_arg(argv[0]);
+  int fd = um_arg_fd(argv[0]);
   VALUE buffer = argv[1];
-  um_net_check_buffer(buffer);
-  ssize_t maxlen = argc > 2 ? um_net_len_arg(argv[2], "length") : -1;
-  int flags = argc > 3 ? um_net_int_arg(argv[3], "flags") : 0;
+  um_arg_buffer(buffer);
+  ssize_t maxlen = argc > 2 ? um_arg_len(argv[2], "length") : -1;
+  int flags = argc > 3 ? um_arg_int(argv[3], "flags") : 0;
   if (maxlen < 0) maxlen = (ssize_t)um_buffer_default_read_len(buffer, 0);
   return um_recv(m, fd, buffer, maxlen, flags);
 }
@@ -248,10 +219,10 @@ static VALUE um_recv_m(int argc, VALUE *argv, VALUE self) {
 static VALUE um_sendv_m(int argc, VALUE *argv, VALUE self) {
   struct um *m = um_get_machine(self);
   rb_check_arity(argc, 1, UNLIMITED_ARGUMENTS);
-  int fd = um_net_fd_arg(argv[0]);
+  int fd = um_arg_fd(argv[0]);
   int count = argc - 1;
   if (count > IOV_MAX) rb_raise(rb_eArgError, "too many buffers (%d, at most %d)", count, IOV_MAX);
-  for (int i = 0; i < count; i++) um_net_check_buffer(argv[1 + i]);
+  for (int i = 0; i < count; i++) um_arg_buffer(argv[1 + i]);
   return um_sendv(m, fd, count, argv + 1);
 }
 
@@ -263,7 +234,7 @@ static VALUE um_sendv_m(int argc, VALUE *argv, VALUE self) {
  */
 static VALUE um_shutdown_m(VALUE self, VALUE fd, VALUE how) {
   struct um *m = um_get_machine(self);
-  return um_shutdown(m, um_net_fd_arg(fd), um_net_int_arg(how, "how"));
+  return um_shutdown(m, um_arg_fd(fd), um_arg_int(how, "how"));
 }
 
 /*
@@ -275,7 +246,7 @@ static VALUE um_shutdown_m(VALUE self, VALUE fd, VALUE how) {
  */
 static VALUE um_shutdown_async_m(VALUE self, VALUE fd, VALUE how) {
   struct um *m = um_get_machine(self);
-  return um_shutdown_async(m, um_net_fd_arg(fd), um_net_int_arg(how, "how"));
+  return um_shutdown_async(m, um_arg_fd(fd), um_arg_int(how, "how"));
 }
 
 /*
@@ -286,7 +257,7 @@ static VALUE um_shutdown_async_m(VALUE self, VALUE fd, VALUE how) {
  */
 static VALUE um_getsockopt_m(VALUE self, VALUE fd, VALUE level, VALUE opt) {
   struct um *m = um_get_machine(self);
-  return um_getsockopt(m, um_net_fd_arg(fd), um_net_int_arg(level, "level"), um_net_int_arg(opt, "option"));
+  return um_getsockopt(m, um_arg_fd(fd), um_arg_int(level, "level"), um_arg_int(opt, "option"));
 }
 
 /*
@@ -298,9 +269,9 @@ static VALUE um_getsockopt_m(VALUE self, VALUE fd, VALUE level, VALUE opt) {
  */
 static VALUE um_setsockopt_m(VALUE self, VALUE fd, VALUE level, VALUE opt, VALUE value) {
   struct um *m = um_get_machine(self);
-  int fd_num = um_net_fd_arg(fd);
-  int level_num = um_net_int_arg(level, "level");
-  int opt_num = um_net_int_arg(opt, "option");
+  int fd_num = um_arg_fd(fd);
+  int level_num = um_arg_int(level, "level");
+  int opt_num = um_arg_int(opt, "option");
   bool linger = level_num == SOL_SOCKET && opt_num == SO_LINGER;
   int v;
   if (value == Qtrue) v = 1;
@@ -317,7 +288,7 @@ static VALUE um_setsockopt_m(VALUE self, VALUE fd, VALUE level, VALUE opt, VALUE
  */
 static VALUE um_send_fd_m(VALUE self, VALUE sock, VALUE fd) {
   struct um *m = um_get_machine(self);
-  return um_send_fd(m, um_net_fd_arg(sock), um_net_fd_arg(fd));
+  return um_send_fd(m, um_arg_fd(sock), um_arg_fd(fd));
 }
 
 /*
@@ -328,7 +299,7 @@ static VALUE um_send_fd_m(VALUE self, VALUE sock, VALUE fd) {
  */
 static VALUE um_recv_fd_m(VALUE self, VALUE sock) {
   struct um *m = um_get_machine(self);
-  return um_recv_fd(m, um_net_fd_arg(sock));
+  return um_recv_fd(m, um_arg_fd(sock));
 }
 
 /*

@@ -3,12 +3,6 @@
 // (lib/uringmachine/process.rb) on top of #waitid.
 #include "um.h"
 
-static int um_proc_int_arg(VALUE v, const char *name) {
-  if (!RB_INTEGER_TYPE_P(v))
-    rb_raise(rb_eTypeError, "%s must be an Integer, not %s", name, rb_obj_classname(v));
-  return NUM2INT(v);
-}
-
 /*
  * call-seq: waitid(idtype, id, options) -> [pid, status, code]
  *
@@ -28,9 +22,9 @@ static int um_proc_int_arg(VALUE v, const char *name) {
  */
 static VALUE um_waitid_m(VALUE self, VALUE idtype, VALUE id, VALUE options) {
   struct um *m = um_get_machine(self);
-  int t = um_proc_int_arg(idtype, "idtype");
-  int i = um_proc_int_arg(id, "id");
-  int o = um_proc_int_arg(options, "options");
+  int t = um_arg_int(idtype, "idtype");
+  int i = um_arg_int(id, "id");
+  int o = um_arg_int(options, "options");
   return um_waitid(m, t, i, o);
 }
 

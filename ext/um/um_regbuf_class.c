@@ -3,50 +3,19 @@
 #include "um.h"
 #include <limits.h>
 
-// Largest count one read or write transfers, as in Linux's MAX_RW_COUNT.
-#define UM_REGBUF_MAX_RW_COUNT 0x7ffff000L
-
-static long um_regbuf_integer_arg(VALUE v, const char *name) {
-  if (!RB_INTEGER_TYPE_P(v))
-    rb_raise(rb_eTypeError, "%s must be an Integer, not %s", name, rb_obj_classname(v));
-  return NUM2LONG(v);
-}
-
-static int um_regbuf_fd_arg(VALUE v) {
-  if (!RB_INTEGER_TYPE_P(v))
-    rb_raise(rb_eTypeError, "fd must be an Integer, not %s", rb_obj_classname(v));
-  return NUM2INT(v);
-}
 
 static unsigned um_regbuf_index_arg(VALUE v) {
-  long index = um_regbuf_integer_arg(v, "buffer index");
+  long index = um_arg_long(v, "buffer index");
   if (index < 0) rb_raise(rb_eArgError, "negative buffer index: %ld", index);
   // Beyond any registration: reported as out of range by the engine.
   return index > UINT_MAX ? UINT_MAX : (unsigned)index;
 }
 
-// nil: -1 (up to the end of the buffer); else a length >= 0.
-static ssize_t um_regbuf_len_arg(VALUE v, const char *name) {
-  if (NIL_P(v)) return -1;
-  long len = um_regbuf_integer_arg(v, name);
-  if (len < 0) rb_raise(rb_eArgError, "negative %s: %ld", name, len);
-  return len > UM_REGBUF_MAX_RW_COUNT ? UM_REGBUF_MAX_RW_COUNT : len;
-}
-
 static size_t um_regbuf_offset_arg(VALUE v) {
   if (NIL_P(v)) return 0;
-  long ofs = um_regbuf_integer_arg(v, "buffer offset");
+  long ofs = um_arg_long(v, "buffer offset");
   if (ofs < 0) rb_raise(rb_eArgError, "negative buffer offset: %ld", ofs);
   return (size_t)ofs;
-}
-
-static int64_t um_regbuf_file_offset_arg(VALUE v) {
-  if (NIL_P(v)) return -1;
-  if (!RB_INTEGER_TYPE_P(v))
-    rb_raise(rb_eTypeError, "file offset must be an Integer, not %s", rb_obj_classname(v));
-  int64_t ofs = NUM2LL(v);
-  if (ofs < -1) rb_raise(rb_eArgError, "file offset must be >= 0, or -1 for the current position (got %lld)", (long long)ofs);
-  return ofs;
 }
 
 /*
@@ -98,11 +67,11 @@ struct um_fixed_call {
 static struct um_fixed_call um_parse_fixed_args(int argc, VALUE *argv) {
   rb_check_arity(argc, 2, 5);
   struct um_fixed_call c;
-  c.fd = um_regbuf_fd_arg(argv[0]);
+  c.fd = um_arg_fd(argv[0]);
   c.index = um_regbuf_index_arg(argv[1]);
-  c.len = argc > 2 ? um_regbuf_len_arg(argv[2], "length") : -1;
+  c.len = argc > 2 ? um_arg_len(argv[2], "length") : -1;
   c.buffer_offset = argc > 3 ? um_regbuf_offset_arg(argv[3]) : 0;
-  c.file_offset = argc > 4 ? um_regbuf_file_offset_arg(argv[4]) : -1;
+  c.file_offset = argc > 4 ? um_arg_file_offset(argv[4]) : -1;
   return c;
 }
 

@@ -17,15 +17,8 @@ static VALUE um_select_set_arg(VALUE v, const char *name) {
   return ary;
 }
 
-static double um_select_timeout_arg(VALUE v) {
-  if (NIL_P(v)) return -1;
-  if (!rb_obj_is_kind_of(v, rb_cNumeric))
-    rb_raise(rb_eTypeError, "can't convert %s into time interval", rb_obj_classname(v));
-  double d = NUM2DBL(v);
-  if (isnan(d)) rb_raise(rb_eArgError, "time interval must be a number (got NaN)");
-  if (d < 0) rb_raise(rb_eArgError, "time interval must not be negative");
-  if (d > (double)LLONG_MAX / 2) d = (double)LLONG_MAX / 2;
-  return d;
+static double um_select_timeout(VALUE v) {
+  return NIL_P(v) ? -1 : um_arg_interval(v);
 }
 
 /*
@@ -47,7 +40,7 @@ static double um_select_timeout_arg(VALUE v) {
 static VALUE um_select_m(int argc, VALUE *argv, VALUE self) {
   struct um *m = um_get_machine(self);
   rb_check_arity(argc, 3, 4);
-  double timeout = um_select_timeout_arg(argc > 3 ? argv[3] : Qnil);
+  double timeout = um_select_timeout(argc > 3 ? argv[3] : Qnil);
 
   VALUE sets[3];
   long total = 0;
