@@ -225,6 +225,9 @@ const void *um_buffer_for_write(VALUE buffer, size_t *len);
 void um_buffer_lock(VALUE buffer);
 void um_buffer_unlock(VALUE buffer);
 size_t um_buffer_default_read_len(VALUE buffer, ssize_t offset);
+VALUE um_buffer_stable(VALUE buffer);
+struct iovec *um_iovecs_new(int argc, VALUE *argv, VALUE *buffers, size_t *total);
+void um_iovecs_advance(struct iovec **first, int *count, size_t n);
 
 // um_file.c: files and generic fd operations
 VALUE um_open(struct um *m, VALUE path, int flags, mode_t mode);
@@ -239,6 +242,7 @@ VALUE um_statx(struct um *m, int dirfd, VALUE path, int flags, unsigned mask);
 VALUE um_splice(struct um *m, int fd_in, int fd_out, unsigned nbytes);
 VALUE um_tee(struct um *m, int fd_in, int fd_out, unsigned nbytes);
 VALUE um_poll(struct um *m, int fd, unsigned mask);
+VALUE um_wait_ready(struct um *m, int fd, unsigned events);
 
 // um_proc.c: processes
 VALUE um_waitid(struct um *m, int idtype, int id, int options);

@@ -84,3 +84,42 @@ void um_buffer_unlock(VALUE buffer) {
   if (RB_TYPE_P(buffer, T_STRING)) rb_str_unlocktmp(buffer);
   else rb_io_buffer_unlock(buffer);
 }
+
+// A frozen String whose memory stays put while the kernel reads it, even if
+// the caller changes the original meanwhile (the original gets a copy).
+VALUE um_buffer_stable(VALUE buffer) {
+  if (!RB_TYPE_P(buffer, T_STRING) || OBJ_FROZEN(buffer)) return buffer;
+  return rb_str_new_frozen(buffer);
+}
+
+// An Array of stable buffers and the iovecs over them (malloc'd; the caller
+// frees them). *total is set to the bytes in all of them.
+struct iovec *um_iovecs_new(int argc, VALUE *argv, VALUE *buffers, size_t *total) {
+  *buffers = rb_ary_new_capa(argc);
+  for (int i = 0; i < argc; i++) rb_ary_push(*buffers, um_buffer_stable(argv[i]));
+
+  struct iovec *iovecs = malloc(sizeof(struct iovec) * (size_t)(argc > 0 ? argc : 1));
+  if (!iovecs) rb_raise(rb_eNoMemError, "failed to allocate iovecs");
+  *total = 0;
+  for (int i = 0; i < argc; i++) {
+    size_t size;
+    const void *ptr = um_buffer_for_write(RARRAY_AREF(*buffers, i), &size);
+    iovecs[i].iov_base = (void *)ptr;
+    iovecs[i].iov_len = size;
+    *total += size;
+  }
+  return iovecs;
+}
+
+// Skips n written bytes: *first and *count then describe what is left.
+void um_iovecs_advance(struct iovec **first, int *count, size_t n) {
+  while (*count > 0 && n >= (*first)->iov_len) {
+    n -= (*first)->iov_len;
+    (*first)++;
+    (*count)--;
+  }
+  if (*count > 0) {
+    (*first)->iov_base = (char *)(*first)->iov_base + n;
+    (*first)->iov_len -= n;
+  }
+}

@@ -6,14 +6,8 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
-// A frozen String whose memory stays put while the kernel reads it, even if
-// the caller changes the original meanwhile (the original gets a copy).
-static VALUE um_stable_string(VALUE str) {
-  return OBJ_FROZEN(str) ? str : rb_str_new_frozen(str);
-}
-
 static VALUE um_path_string(VALUE path) {
-  VALUE str = um_stable_string(rb_get_path(path));
+  VALUE str = um_buffer_stable(rb_get_path(path));
   StringValueCStr(str);
   return str;
 }
@@ -42,7 +36,7 @@ VALUE um_poll(struct um *m, int fd, unsigned mask) {
 
 // io_uring completes reads and writes on O_NONBLOCK fds with EAGAIN instead
 // of waiting; those are retried once the fd is ready.
-static VALUE um_wait_ready(struct um *m, int fd, unsigned events) {
+VALUE um_wait_ready(struct um *m, int fd, unsigned events) {
   VALUE v = um_poll(m, fd, events);
   return FIXNUM_P(v) ? Qundef : v;
 }
@@ -82,7 +76,7 @@ static size_t um_write_len(VALUE buffer, size_t size, ssize_t len) {
 }
 
 VALUE um_write(struct um *m, int fd, VALUE buffer, ssize_t len, int64_t file_offset) {
-  if (RB_TYPE_P(buffer, T_STRING)) buffer = um_stable_string(buffer);
+  buffer = um_buffer_stable(buffer);
   while (true) {
     size_t size;
     const void *ptr = um_buffer_for_write(buffer, &size);
@@ -110,22 +104,9 @@ VALUE um_write(struct um *m, int fd, VALUE buffer, ssize_t len, int64_t file_off
 
 // Writes every byte of every buffer, looping over partial writes.
 VALUE um_writev(struct um *m, int fd, int argc, VALUE *argv, int64_t file_offset) {
-  VALUE buffers = rb_ary_new_capa(argc);
-  for (int i = 0; i < argc; i++) {
-    VALUE b = argv[i];
-    rb_ary_push(buffers, RB_TYPE_P(b, T_STRING) ? um_stable_string(b) : b);
-  }
-
-  struct iovec *iovecs = malloc(sizeof(struct iovec) * (size_t)(argc > 0 ? argc : 1));
-  if (!iovecs) rb_raise(rb_eNoMemError, "failed to allocate iovecs");
-  size_t total = 0;
-  for (int i = 0; i < argc; i++) {
-    size_t size;
-    const void *ptr = um_buffer_for_write(RARRAY_AREF(buffers, i), &size);
-    iovecs[i].iov_base = (void *)ptr;
-    iovecs[i].iov_len = size;
-    total += size;
-  }
+  VALUE buffers;
+  size_t total;
+  struct iovec *iovecs = um_iovecs_new(argc, argv, &buffers, &total);
 
   struct iovec *first = iovecs;
   int count = argc;
@@ -164,16 +145,7 @@ VALUE um_writev(struct um *m, int fd, int argc, VALUE *argv, int64_t file_offset
     written += res;
     left -= res;
     if (file_offset >= 0) file_offset += res;
-    size_t n = (size_t)res;
-    while (count > 0 && n >= first->iov_len) {
-      n -= first->iov_len;
-      first++;
-      count--;
-    }
-    if (count > 0) {
-      first->iov_base = (char *)first->iov_base + n;
-      first->iov_len -= n;
-    }
+    um_iovecs_advance(&first, &count, (size_t)res);
   }
   free(iovecs);
   RB_GC_GUARD(buffers);
@@ -185,7 +157,7 @@ VALUE um_writev(struct um *m, int fd, int argc, VALUE *argv, int64_t file_offset
 // NOP's on success; the write's on failure, which also skips the NOP's), and
 // it releases the record that keeps the buffer alive.
 VALUE um_write_async(struct um *m, int fd, VALUE buffer, ssize_t len, int64_t file_offset) {
-  VALUE stable = RB_TYPE_P(buffer, T_STRING) ? um_stable_string(buffer) : buffer;
+  VALUE stable = um_buffer_stable(buffer);
   size_t size;
   const void *ptr = um_buffer_for_write(stable, &size);
   size_t count = um_write_len(stable, size, len);

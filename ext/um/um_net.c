@@ -19,12 +19,6 @@
 #include <unistd.h>
 
 
-// A frozen String whose memory stays put while the kernel reads it, even if
-// the caller changes the original meanwhile.
-static VALUE um_net_stable_string(VALUE str) {
-  return OBJ_FROZEN(str) ? str : rb_str_new_frozen(str);
-}
-
 // Waits for the op. Returns Qundef with *res set when it completed (the op
 // is released); otherwise the value the fiber was woken with (the op was
 // abandoned and released by um_op_run).
@@ -34,14 +28,6 @@ static VALUE um_net_await(struct um *m, struct um_op *op, int32_t *res) {
   *res = op->res;
   um_op_release(m, op);
   return Qundef;
-}
-
-// io_uring completes operations on O_NONBLOCK sockets with EAGAIN instead of
-// waiting; they are retried once the socket is ready. Returns Qundef when it
-// is, else the value the fiber was woken with.
-static VALUE um_net_wait_ready(struct um *m, int fd, unsigned events) {
-  VALUE v = um_poll(m, fd, events);
-  return FIXNUM_P(v) ? Qundef : v;
 }
 
 static void um_net_check_addr_len(socklen_t len) {
@@ -125,7 +111,7 @@ VALUE um_accept(struct um *m, int fd) {
     VALUE v = um_net_await(m, op, &res);
     if (v != Qundef) return v;
     if (res == -EAGAIN) {
-      v = um_net_wait_ready(m, fd, POLLIN);
+      v = um_wait_ready(m, fd, POLLIN);
       if (v != Qundef) return v;
       continue;
     }
@@ -144,7 +130,7 @@ static int um_net_socket_domain(int fd) {
 // After a non-blocking connect was started: waits until the socket is
 // writable and raises the connect's error, if any. Qundef when it went well.
 static VALUE um_net_connect_wait(struct um *m, int fd) {
-  VALUE v = um_net_wait_ready(m, fd, POLLOUT);
+  VALUE v = um_wait_ready(m, fd, POLLOUT);
   if (v != Qundef) return v;
   int err = 0;
   socklen_t len = sizeof(err);
@@ -190,7 +176,7 @@ static size_t um_net_send_len(size_t size, ssize_t len) {
 
 // MSG_NOSIGNAL always: a closed peer gives EPIPE, never a SIGPIPE.
 VALUE um_send(struct um *m, int fd, VALUE buffer, ssize_t len, int flags) {
-  if (RB_TYPE_P(buffer, T_STRING)) buffer = um_net_stable_string(buffer);
+  buffer = um_buffer_stable(buffer);
   while (true) {
     size_t size;
     const void *ptr = um_buffer_for_write(buffer, &size);
@@ -204,7 +190,7 @@ VALUE um_send(struct um *m, int fd, VALUE buffer, ssize_t len, int flags) {
     VALUE v = um_net_await(m, op, &res);
     if (v != Qundef) return v;
     if (res == -EAGAIN && !(flags & MSG_DONTWAIT)) {
-      v = um_net_wait_ready(m, fd, POLLOUT);
+      v = um_wait_ready(m, fd, POLLOUT);
       if (v != Qundef) return v;
       continue;
     }
@@ -229,7 +215,7 @@ VALUE um_recv(struct um *m, int fd, VALUE buffer, ssize_t maxlen, int flags) {
     VALUE v = um_net_await(m, op, &res);
     if (v != Qundef) return v;
     if (res == -EAGAIN && !(flags & MSG_DONTWAIT)) {
-      v = um_net_wait_ready(m, fd, POLLIN);
+      v = um_wait_ready(m, fd, POLLIN);
       if (v != Qundef) return v;
       continue;
     }
@@ -245,22 +231,9 @@ VALUE um_recv(struct um *m, int fd, VALUE buffer, ssize_t maxlen, int flags) {
 VALUE um_sendv(struct um *m, int fd, int argc, VALUE *argv) {
   if (argc == 0) return INT2NUM(0);
 
-  VALUE buffers = rb_ary_new_capa(argc);
-  for (int i = 0; i < argc; i++) {
-    VALUE b = argv[i];
-    rb_ary_push(buffers, RB_TYPE_P(b, T_STRING) ? um_net_stable_string(b) : b);
-  }
-
-  struct iovec *iovecs = malloc(sizeof(struct iovec) * (size_t)argc);
-  if (!iovecs) rb_raise(rb_eNoMemError, "failed to allocate iovecs");
-  size_t left = 0;
-  for (int i = 0; i < argc; i++) {
-    size_t size;
-    const void *ptr = um_buffer_for_write(RARRAY_AREF(buffers, i), &size);
-    iovecs[i].iov_base = (void *)ptr;
-    iovecs[i].iov_len = size;
-    left += size;
-  }
+  VALUE buffers;
+  size_t left;
+  struct iovec *iovecs = um_iovecs_new(argc, argv, &buffers, &left);
 
   struct iovec *first = iovecs;
   int count = argc;
@@ -291,7 +264,7 @@ VALUE um_sendv(struct um *m, int fd, int argc, VALUE *argv) {
     um_op_release(m, op);
 
     if (res == -EAGAIN) {
-      v = um_net_wait_ready(m, fd, POLLOUT);
+      v = um_wait_ready(m, fd, POLLOUT);
       if (v != Qundef) {
         free(iovecs);
         return v;
@@ -305,16 +278,7 @@ VALUE um_sendv(struct um *m, int fd, int argc, VALUE *argv) {
 
     written += (size_t)res;
     left -= (size_t)res;
-    size_t n = (size_t)res;
-    while (count > 0 && n >= first->iov_len) {
-      n -= first->iov_len;
-      first++;
-      count--;
-    }
-    if (count > 0) {
-      first->iov_base = (char *)first->iov_base + n;
-      first->iov_len -= n;
-    }
+    um_iovecs_advance(&first, &count, (size_t)res);
   }
   free(iovecs);
   RB_GC_GUARD(buffers);
@@ -411,7 +375,7 @@ VALUE um_send_fd(struct um *m, int sock, int fd) {
     VALUE v = um_net_await(m, op, &res);
     if (v != Qundef) return v;
     if (res == -EAGAIN) {
-      v = um_net_wait_ready(m, sock, POLLOUT);
+      v = um_wait_ready(m, sock, POLLOUT);
       if (v != Qundef) return v;
       continue;
     }
@@ -445,7 +409,7 @@ VALUE um_recv_fd(struct um *m, int sock) {
     int fd = res > 0 ? um_net_received_fd(op) : -1;
     um_op_release(m, op);
     if (res == -EAGAIN) {
-      v = um_net_wait_ready(m, sock, POLLIN);
+      v = um_wait_ready(m, sock, POLLIN);
       if (v != Qundef) return v;
       continue;
     }
