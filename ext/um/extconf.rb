@@ -17,7 +17,6 @@ $CFLAGS << " -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-i
 
 if ENV["UM_DEBUG"] == "1"
   $CFLAGS << " -O0 -g3"
-  $defs << "-DUM_DEBUG"
 else
   $CFLAGS << " -O2 -DNDEBUG"
 end

@@ -15,12 +15,6 @@
 #include <sys/socket.h>
 #include "um_compat.h"
 
-// Debug output, compiled in and off unless UM_DEBUG_LOG is set at build time.
-#ifndef UM_DEBUG_LOG
-#define UM_DEBUG_LOG 0
-#endif
-#define um_debug(...) do { if (UM_DEBUG_LOG) fprintf(stderr, "[um] " __VA_ARGS__); } while (0)
-
 // After this many consecutive runqueue switches without a visit to the
 // kernel, completions are reaped without blocking, so a busy runqueue never
 // starves fibers waiting on I/O.
@@ -70,7 +64,6 @@ enum um_op_flag {
   OP_F_CANCELED    = 1 << 5,  // a cancel request was submitted
   OP_F_CALLER_MEM  = 1 << 6,  // the kernel may write to memory the caller owns
   OP_F_MULTISHOT   = 1 << 7,  // more than one CQE may come
-  OP_F_ASYNC       = 1 << 8,  // owned by an AsyncOp object
   OP_F_TRANSIENT   = 1 << 9,  // fire and forget (write_async, schedule entries)
   OP_F_LOCKED      = 1 << 10, // op->buffer was locked by us and must be unlocked
   OP_F_RESULT_FD   = 1 << 11, // res is a new fd: closed if nobody takes the result
@@ -149,7 +142,6 @@ struct um {
 
   unsigned switch_count;   // consecutive runqueue switches (fairness)
   struct um_op *resumed_by; // the entry whose fiber was just transferred to
-  bool waiting;            // blocked in the kernel (GVL released)
   bool ring_broken;        // waiting failed for good (e.g. the ring fd was closed)
 
   int wakeup_fd;           // eventfd other threads write to
@@ -191,6 +183,9 @@ void um_op_complete(struct um *m, struct um_op *op, int32_t res, uint32_t cqe_fl
 void um_op_cancel(struct um *m, struct um_op *op);
 void um_op_abandon(struct um *m, struct um_op *op, int *state, VALUE *errinfo, VALUE *pending);
 VALUE um_op_run(struct um *m, struct um_op *op);
+VALUE um_op_wait(struct um *m, struct um_op *op);
+VALUE um_op_await(struct um *m, struct um_op *op, int32_t *res);
+void um_op_discard(struct um *m, struct um_op *op);
 VALUE um_op_await_async(struct um *m, struct um_op *op);
 void um_op_set_buffer(struct um *m, struct um_op *op, VALUE buffer);
 void um_ops_mark(struct um *m);
@@ -201,7 +196,6 @@ VALUE um_raise_if_exception(VALUE v);
 
 // um_sched.c: runqueue, switching, timers
 void um_runqueue_push(struct um *m, struct um_op *op);
-void um_runqueue_unshift(struct um *m, struct um_op *op);
 void um_runqueue_remove(struct um *m, struct um_op *op);
 struct um_op *um_runqueue_shift(struct um *m);
 VALUE um_switch(struct um *m);
@@ -233,6 +227,7 @@ void um_iovecs_advance(struct iovec **first, int *count, size_t n);
 VALUE um_open(struct um *m, VALUE path, int flags, mode_t mode);
 VALUE um_read(struct um *m, int fd, VALUE buffer, ssize_t maxlen, ssize_t buffer_offset, int64_t file_offset);
 VALUE um_write(struct um *m, int fd, VALUE buffer, ssize_t len, int64_t file_offset);
+VALUE um_write_all(struct um *m, int fd, int argc, VALUE *argv, int64_t file_offset, bool socket);
 VALUE um_writev(struct um *m, int fd, int argc, VALUE *buffers, int64_t file_offset);
 VALUE um_write_async(struct um *m, int fd, VALUE buffer, ssize_t len, int64_t file_offset);
 VALUE um_close(struct um *m, int fd);

@@ -25,7 +25,6 @@ static void async_op_free(void *ptr) {
   struct um_async_op *a = ptr;
   if (a->op) {
     // If the kernel still holds the record, its last CQE frees it.
-    a->op->flags &= ~OP_F_WAITING;
     um_op_release(a->m, a->op);
   }
   if (a->m) um_unref(a->m);

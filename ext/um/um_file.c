@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
@@ -12,26 +13,21 @@ static VALUE um_path_string(VALUE path) {
   return str;
 }
 
-// Runs an op without caller memory, returns its result or raises.
-static int32_t um_run_simple(struct um *m, struct um_op *op, const char *syscall, VALUE *early) {
-  VALUE v = um_op_run(m, op);
-  if (v != Qundef) {
-    *early = v;
-    return 0;
-  }
-  int32_t res = op->res;
-  um_op_release(m, op);
+// Waits for the op: its result as an Integer, raising on failure; or the
+// value the fiber was woken with.
+static VALUE um_op_result(struct um *m, struct um_op *op, const char *syscall) {
+  int32_t res;
+  VALUE v = um_op_await(m, op, &res);
+  if (v != Qundef) return v;
   um_raise_on_error(res, syscall);
-  return res;
+  return INT2NUM(res);
 }
 
 VALUE um_poll(struct um *m, int fd, unsigned mask) {
   struct um_op *op = um_op_new(m, OP_POLL, 0);
   struct io_uring_sqe *sqe = um_get_sqe(m, op);
   io_uring_prep_poll_add(sqe, fd, mask);
-  VALUE early = Qundef;
-  int32_t res = um_run_simple(m, op, "poll", &early);
-  return early != Qundef ? early : INT2NUM(res);
+  return um_op_result(m, op, "poll");
 }
 
 // io_uring completes reads and writes on O_NONBLOCK fds with EAGAIN instead
@@ -52,11 +48,9 @@ VALUE um_read(struct um *m, int fd, VALUE buffer, ssize_t maxlen, ssize_t buffer
     struct io_uring_sqe *sqe = um_get_sqe(m, op);
     io_uring_prep_read(sqe, fd, ptr, (unsigned)maxlen, (uint64_t)file_offset);
 
-    VALUE v = um_op_run(m, op);
+    int32_t res;
+    VALUE v = um_op_await(m, op, &res);
     if (v != Qundef) return v;
-
-    int32_t res = op->res;
-    um_op_release(m, op);
     if (res == -EAGAIN) {
       v = um_wait_ready(m, fd, POLLIN);
       if (v != Qundef) return v;
@@ -87,11 +81,9 @@ VALUE um_write(struct um *m, int fd, VALUE buffer, ssize_t len, int64_t file_off
     struct io_uring_sqe *sqe = um_get_sqe(m, op);
     io_uring_prep_write(sqe, fd, ptr, (unsigned)count, (uint64_t)file_offset);
 
-    VALUE v = um_op_run(m, op);
+    int32_t res;
+    VALUE v = um_op_await(m, op, &res);
     if (v != Qundef) return v;
-
-    int32_t res = op->res;
-    um_op_release(m, op);
     if (res == -EAGAIN) {
       v = um_wait_ready(m, fd, POLLOUT);
       if (v != Qundef) return v;
@@ -102,24 +94,34 @@ VALUE um_write(struct um *m, int fd, VALUE buffer, ssize_t len, int64_t file_off
   }
 }
 
-// Writes every byte of every buffer, looping over partial writes.
-VALUE um_writev(struct um *m, int fd, int argc, VALUE *argv, int64_t file_offset) {
+// Writes every byte of every buffer, looping over partial writes: WRITEV
+// on a file or pipe, SENDMSG (MSG_NOSIGNAL) on a socket. The iovecs are
+// malloc'd and owned by the record while the kernel may read them (freed
+// with it if the op is abandoned).
+VALUE um_write_all(struct um *m, int fd, int argc, VALUE *argv, int64_t file_offset, bool socket) {
   VALUE buffers;
-  size_t total;
-  struct iovec *iovecs = um_iovecs_new(argc, argv, &buffers, &total);
+  size_t left;
+  struct iovec *iovecs = um_iovecs_new(argc, argv, &buffers, &left);
 
   struct iovec *first = iovecs;
   int count = argc;
-  size_t left = total;
   size_t written = 0;
   while (left > 0) {
-    struct um_op *op = um_op_new(m, OP_WRITEV, OP_F_CALLER_MEM);
-    // The record owns the iovecs from here: freed with the record.
+    um_iovecs_advance(&first, &count, 0); // skips empty buffers
+    struct um_op *op = um_op_new(m, socket ? OP_SENDV : OP_WRITEV, OP_F_CALLER_MEM);
     op->data.iovecs = iovecs;
     iovecs = NULL;
     RB_OBJ_WRITE(m->self, &op->extra, buffers);
     struct io_uring_sqe *sqe = um_get_sqe(m, op);
-    io_uring_prep_writev(sqe, fd, first, (unsigned)count, (uint64_t)file_offset);
+    if (socket) {
+      struct msghdr *msg = &op->data.net.msg;
+      memset(msg, 0, sizeof(*msg));
+      msg->msg_iov = first;
+      msg->msg_iovlen = (size_t)count;
+      io_uring_prep_sendmsg(sqe, fd, msg, MSG_NOSIGNAL);
+    }
+    else
+      io_uring_prep_writev(sqe, fd, first, (unsigned)count, (uint64_t)file_offset);
 
     VALUE v = um_op_run(m, op);
     if (v != Qundef) return v;
@@ -139,17 +141,21 @@ VALUE um_writev(struct um *m, int fd, int argc, VALUE *argv, int64_t file_offset
     }
     if (res < 0) {
       free(iovecs);
-      um_raise_on_error(res, "writev");
+      um_raise_on_error(res, socket ? "sendv" : "writev");
     }
 
-    written += res;
-    left -= res;
+    written += (size_t)res;
+    left -= (size_t)res;
     if (file_offset >= 0) file_offset += res;
     um_iovecs_advance(&first, &count, (size_t)res);
   }
   free(iovecs);
   RB_GC_GUARD(buffers);
   return SIZET2NUM(written);
+}
+
+VALUE um_writev(struct um *m, int fd, int argc, VALUE *argv, int64_t file_offset) {
+  return um_write_all(m, fd, argc, argv, file_offset, false);
 }
 
 // Fire and forget. IOSQE_CQE_SKIP_SUCCESS leaves a successful write without a
@@ -183,18 +189,15 @@ VALUE um_open(struct um *m, VALUE path, int flags, mode_t mode) {
   RB_OBJ_WRITE(m->self, &op->extra, str);
   struct io_uring_sqe *sqe = um_get_sqe(m, op);
   io_uring_prep_openat(sqe, AT_FDCWD, RSTRING_PTR(str), flags, mode);
-  VALUE early = Qundef;
-  int32_t res = um_run_simple(m, op, "open", &early);
-  return early != Qundef ? early : INT2NUM(res);
+  return um_op_result(m, op, "open");
 }
 
 VALUE um_close(struct um *m, int fd) {
   struct um_op *op = um_op_new(m, OP_CLOSE, 0);
   struct io_uring_sqe *sqe = um_get_sqe(m, op);
   io_uring_prep_close(sqe, fd);
-  VALUE early = Qundef;
-  um_run_simple(m, op, "close", &early);
-  return early != Qundef ? early : INT2NUM(fd);
+  VALUE v = um_op_result(m, op, "close");
+  return FIXNUM_P(v) ? INT2NUM(fd) : v;
 }
 
 // No record: nothing to keep alive, and only a failure posts a CQE (counted
@@ -211,9 +214,7 @@ VALUE um_fsync(struct um *m, int fd) {
   struct um_op *op = um_op_new(m, OP_FSYNC, 0);
   struct io_uring_sqe *sqe = um_get_sqe(m, op);
   io_uring_prep_fsync(sqe, fd, 0);
-  VALUE early = Qundef;
-  int32_t res = um_run_simple(m, op, "fsync", &early);
-  return early != Qundef ? early : INT2NUM(res);
+  return um_op_result(m, op, "fsync");
 }
 
 static VALUE um_statx_time(struct statx_timestamp *t) {
@@ -269,9 +270,7 @@ static VALUE um_splice_op(struct um *m, enum um_op_kind kind, int fd_in, int fd_
     io_uring_prep_splice(sqe, fd_in, -1, fd_out, -1, nbytes, 0);
   else
     io_uring_prep_tee(sqe, fd_in, fd_out, nbytes, 0);
-  VALUE early = Qundef;
-  int32_t res = um_run_simple(m, op, kind == OP_SPLICE ? "splice" : "tee", &early);
-  return early != Qundef ? early : INT2NUM(res);
+  return um_op_result(m, op, kind == OP_SPLICE ? "splice" : "tee");
 }
 
 VALUE um_splice(struct um *m, int fd_in, int fd_out, unsigned nbytes) {

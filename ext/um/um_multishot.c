@@ -65,11 +65,7 @@ static VALUE um_multishot_loop(VALUE arg) {
   while (true) {
     if (op->data.results.head == op->data.results.count) {
       op->data.results.head = op->data.results.count = 0;
-      // um_op_run releases the op if the wait ends early.
-      ms->op = NULL;
-      VALUE v = um_op_run(m, op);
-      if (v != Qundef) return Qnil;
-      ms->op = op;
+      if (um_op_wait(m, op) != Qundef) return Qnil;
       continue;
     }
 
@@ -97,14 +93,10 @@ static VALUE um_multishot_loop(VALUE arg) {
   }
 }
 
-// Cancels the op; releasing it gives back what its unconsumed results hold.
+// Releasing the op also gives back what its unconsumed results hold.
 static VALUE um_multishot_ensure(VALUE arg) {
   struct um_multishot *ms = (struct um_multishot *)arg;
-  struct um_op *op = ms->op;
-  if (!op) return Qnil;
-
-  um_op_cancel(ms->m, op);
-  um_op_release(ms->m, op);
+  um_op_discard(ms->m, ms->op);
   return Qnil;
 }
 

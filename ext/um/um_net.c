@@ -19,17 +19,6 @@
 #include <unistd.h>
 
 
-// Waits for the op. Returns Qundef with *res set when it completed (the op
-// is released); otherwise the value the fiber was woken with (the op was
-// abandoned and released by um_op_run).
-static VALUE um_net_await(struct um *m, struct um_op *op, int32_t *res) {
-  VALUE v = um_op_run(m, op);
-  if (v != Qundef) return v;
-  *res = op->res;
-  um_op_release(m, op);
-  return Qundef;
-}
-
 static void um_net_check_addr_len(socklen_t len) {
   if (len > sizeof(struct sockaddr_storage))
     rb_raise(rb_eArgError, "socket address too long (%u bytes)", (unsigned)len);
@@ -62,7 +51,7 @@ VALUE um_socket(struct um *m, int domain, int type, int protocol, unsigned flags
   // Close-on-exec, as Ruby's own sockets and UM.pipe / UM.socketpair are.
   io_uring_prep_socket(sqe, domain, type | SOCK_CLOEXEC, protocol, flags);
   int32_t res;
-  VALUE v = um_net_await(m, op, &res);
+  VALUE v = um_op_await(m, op, &res);
   if (v != Qundef) return v;
   um_raise_on_error(res, "socket");
   return INT2NUM(res);
@@ -80,7 +69,7 @@ VALUE um_bind(struct um *m, int fd, const struct sockaddr *addr, socklen_t len) 
   struct io_uring_sqe *sqe = um_get_sqe(m, op);
   io_uring_prep_bind(sqe, fd, (struct sockaddr *)&op->data.net.addr, len);
   int32_t res;
-  VALUE v = um_net_await(m, op, &res);
+  VALUE v = um_op_await(m, op, &res);
   if (v != Qundef) return v;
   um_raise_on_error(res, "bind");
   return INT2NUM(res);
@@ -96,7 +85,7 @@ VALUE um_listen(struct um *m, int fd, int backlog) {
   struct io_uring_sqe *sqe = um_get_sqe(m, op);
   io_uring_prep_listen(sqe, fd, backlog);
   int32_t res;
-  VALUE v = um_net_await(m, op, &res);
+  VALUE v = um_op_await(m, op, &res);
   if (v != Qundef) return v;
   um_raise_on_error(res, "listen");
   return INT2NUM(res);
@@ -108,7 +97,7 @@ VALUE um_accept(struct um *m, int fd) {
     struct io_uring_sqe *sqe = um_get_sqe(m, op);
     io_uring_prep_accept(sqe, fd, NULL, NULL, SOCK_CLOEXEC);
     int32_t res;
-    VALUE v = um_net_await(m, op, &res);
+    VALUE v = um_op_await(m, op, &res);
     if (v != Qundef) return v;
     if (res == -EAGAIN) {
       v = um_wait_ready(m, fd, POLLIN);
@@ -153,7 +142,7 @@ VALUE um_connect(struct um *m, int fd, const struct sockaddr *addr, socklen_t le
     struct io_uring_sqe *sqe = um_get_sqe(m, op);
     io_uring_prep_connect(sqe, fd, (struct sockaddr *)&op->data.net.addr, len);
     int32_t res;
-    VALUE v = um_net_await(m, op, &res);
+    VALUE v = um_op_await(m, op, &res);
     if (v != Qundef) return v;
 
     if (res == 0 || (res == -EISCONN && waited)) return INT2NUM(0);
@@ -187,7 +176,7 @@ VALUE um_send(struct um *m, int fd, VALUE buffer, ssize_t len, int flags) {
     struct io_uring_sqe *sqe = um_get_sqe(m, op);
     io_uring_prep_send(sqe, fd, ptr, count, flags | MSG_NOSIGNAL);
     int32_t res;
-    VALUE v = um_net_await(m, op, &res);
+    VALUE v = um_op_await(m, op, &res);
     if (v != Qundef) return v;
     if (res == -EAGAIN && !(flags & MSG_DONTWAIT)) {
       v = um_wait_ready(m, fd, POLLOUT);
@@ -212,7 +201,7 @@ VALUE um_recv(struct um *m, int fd, VALUE buffer, ssize_t maxlen, int flags) {
     struct io_uring_sqe *sqe = um_get_sqe(m, op);
     io_uring_prep_recv(sqe, fd, ptr, (size_t)maxlen, flags);
     int32_t res;
-    VALUE v = um_net_await(m, op, &res);
+    VALUE v = um_op_await(m, op, &res);
     if (v != Qundef) return v;
     if (res == -EAGAIN && !(flags & MSG_DONTWAIT)) {
       v = um_wait_ready(m, fd, POLLIN);
@@ -225,64 +214,9 @@ VALUE um_recv(struct um *m, int fd, VALUE buffer, ssize_t maxlen, int flags) {
   }
 }
 
-// Sends every byte of every buffer with SENDMSG, looping over partial
-// sends. The iovecs are malloc'd and owned by the record while the kernel
-// may read them (freed with it if the op is abandoned).
+// Sends every byte of every buffer (see um_write_all).
 VALUE um_sendv(struct um *m, int fd, int argc, VALUE *argv) {
-  if (argc == 0) return INT2NUM(0);
-
-  VALUE buffers;
-  size_t left;
-  struct iovec *iovecs = um_iovecs_new(argc, argv, &buffers, &left);
-
-  struct iovec *first = iovecs;
-  int count = argc;
-  size_t written = 0;
-  while (left > 0) {
-    // Skip empty buffers: the kernel would send nothing for them anyway.
-    while (count > 0 && first->iov_len == 0) {
-      first++;
-      count--;
-    }
-    struct um_op *op = um_op_new(m, OP_SENDV, OP_F_CALLER_MEM);
-    op->data.net.iovecs = iovecs;
-    iovecs = NULL;
-    RB_OBJ_WRITE(m->self, &op->extra, buffers);
-    struct msghdr *msg = &op->data.net.msg;
-    memset(msg, 0, sizeof(*msg));
-    msg->msg_iov = first;
-    msg->msg_iovlen = (size_t)count;
-    struct io_uring_sqe *sqe = um_get_sqe(m, op);
-    io_uring_prep_sendmsg(sqe, fd, msg, MSG_NOSIGNAL);
-
-    VALUE v = um_op_run(m, op);
-    if (v != Qundef) return v;
-    // Take back the iovecs: the kernel is done with them.
-    int32_t res = op->res;
-    iovecs = op->data.net.iovecs;
-    op->data.net.iovecs = NULL;
-    um_op_release(m, op);
-
-    if (res == -EAGAIN) {
-      v = um_wait_ready(m, fd, POLLOUT);
-      if (v != Qundef) {
-        free(iovecs);
-        return v;
-      }
-      continue;
-    }
-    if (res < 0) {
-      free(iovecs);
-      um_raise_on_error(res, "sendv");
-    }
-
-    written += (size_t)res;
-    left -= (size_t)res;
-    um_iovecs_advance(&first, &count, (size_t)res);
-  }
-  free(iovecs);
-  RB_GC_GUARD(buffers);
-  return SIZET2NUM(written);
+  return um_write_all(m, fd, argc, argv, -1, true);
 }
 
 VALUE um_shutdown(struct um *m, int fd, int how) {
@@ -290,7 +224,7 @@ VALUE um_shutdown(struct um *m, int fd, int how) {
   struct io_uring_sqe *sqe = um_get_sqe(m, op);
   io_uring_prep_shutdown(sqe, fd, how);
   int32_t res;
-  VALUE v = um_net_await(m, op, &res);
+  VALUE v = um_op_await(m, op, &res);
   if (v != Qundef) return v;
   um_raise_on_error(res, "shutdown");
   return INT2NUM(res);
@@ -372,7 +306,7 @@ VALUE um_send_fd(struct um *m, int sock, int fd) {
     struct io_uring_sqe *sqe = um_get_sqe(m, op);
     io_uring_prep_sendmsg(sqe, sock, msg, MSG_NOSIGNAL);
     int32_t res;
-    VALUE v = um_net_await(m, op, &res);
+    VALUE v = um_op_await(m, op, &res);
     if (v != Qundef) return v;
     if (res == -EAGAIN) {
       v = um_wait_ready(m, sock, POLLOUT);

@@ -219,10 +219,11 @@ void um_op_abandon(struct um *m, struct um_op *op, int *state, VALUE *errinfo, V
 
 // Suspends the calling fiber until the op completes. Returns Qundef when it
 // did; the op is still held and the caller reads op->res, then releases it.
-// When the fiber is resumed otherwise, the op is abandoned and released; an
-// exception it was resumed with is raised, another value is returned in
-// place of the result (as the 1.0 gem does).
-VALUE um_op_run(struct um *m, struct um_op *op) {
+// When the fiber is resumed otherwise, the op is abandoned (cancelled, and
+// waited for where the kernel may touch caller memory) and, with release,
+// released; an exception it was resumed with is raised, another value is
+// returned in place of the result (as the 1.0 gem does).
+static VALUE um_op_wait_for(struct um *m, struct um_op *op, bool release) {
   op->flags |= OP_F_HELD | OP_F_WAITING;
   RB_OBJ_WRITE(m->self, &op->fiber, rb_fiber_current());
 
@@ -238,13 +239,39 @@ VALUE um_op_run(struct um *m, struct um_op *op) {
   if (state) rb_set_errinfo(Qnil);
   um_op_abandon(m, op, &state, &errinfo, &pending);
   if (!(op->flags & OP_F_RESULTS)) um_op_drop_result_fd(m, op);
-  um_op_release(m, op);
+  if (release) um_op_release(m, op);
   if (state) {
     if (!NIL_P(errinfo)) rb_set_errinfo(errinfo);
     rb_jump_tag(state);
   }
   RB_GC_GUARD(errinfo);
   return um_raise_if_exception(pending);
+}
+
+VALUE um_op_run(struct um *m, struct um_op *op) {
+  return um_op_wait_for(m, op, true);
+}
+
+// As um_op_run, but an op abandoned on an early wake stays held: for ops
+// that live across several waits and are released by their owner's ensure.
+VALUE um_op_wait(struct um *m, struct um_op *op) {
+  return um_op_wait_for(m, op, false);
+}
+
+// um_op_run for the common case: returns Qundef with *res set and the op
+// released when it completed, else the value the fiber was woken with.
+VALUE um_op_await(struct um *m, struct um_op *op, int32_t *res) {
+  VALUE v = um_op_run(m, op);
+  if (v != Qundef) return v;
+  *res = op->res;
+  um_op_release(m, op);
+  return Qundef;
+}
+
+// Cancels the op if the kernel still has it and lets go of it.
+void um_op_discard(struct um *m, struct um_op *op) {
+  um_op_cancel(m, op);
+  um_op_release(m, op);
 }
 
 void um_ops_mark(struct um *m) {

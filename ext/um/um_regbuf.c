@@ -193,11 +193,9 @@ static VALUE um_fixed_loop(VALUE arg) {
     else
       io_uring_prep_read_fixed(sqe, a->fd, ptr, (unsigned)len, (uint64_t)a->file_offset, (int)a->index);
 
-    VALUE v = um_op_run(m, op);
+    int32_t res;
+    VALUE v = um_op_await(m, op, &res);
     if (v != Qundef) return v;
-
-    int32_t res = op->res;
-    um_op_release(m, op);
     // An O_NONBLOCK fd answers EAGAIN instead of waiting: wait until it is
     // ready, then try again (as #read and #write do).
     if (res == -EAGAIN) {

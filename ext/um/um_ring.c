@@ -250,9 +250,7 @@ void um_reap(struct um *m, bool block) {
   um_arm_wakeup(m);
   struct um_wait_ctx ctx = { .m = m, .ret = -EINTR };
   double t0 = m->profile_mode ? um_monotonic_time() : 0;
-  m->waiting = true;
   rb_thread_call_without_gvl(um_wait_without_gvl, &ctx, RUBY_UBF_IO, NULL);
-  m->waiting = false;
   m->metrics.total_waits++;
   if (m->profile_mode) m->metrics.time_total_wait += um_monotonic_time() - t0;
 

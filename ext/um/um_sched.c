@@ -40,17 +40,6 @@ void um_runqueue_push(struct um *m, struct um_op *op) {
   m->metrics.ops_runqueue++;
 }
 
-void um_runqueue_unshift(struct um *m, struct um_op *op) {
-  assert(!(op->flags & OP_F_RUNQUEUE));
-  op->flags |= OP_F_RUNQUEUE;
-  op->prev = NULL;
-  op->next = m->runqueue_head;
-  if (m->runqueue_head) m->runqueue_head->prev = op;
-  else m->runqueue_tail = op;
-  m->runqueue_head = op;
-  m->metrics.ops_runqueue++;
-}
-
 void um_runqueue_remove(struct um *m, struct um_op *op) {
   if (!(op->flags & OP_F_RUNQUEUE)) return;
 
@@ -161,11 +150,9 @@ double um_sleep(struct um *m, double seconds, bool forever) {
     um_snooze(m);
   else {
     struct um_op *op = um_timeout_op(m, seconds, 0);
-    if (um_op_run(m, op) == Qundef) {
-      int32_t res = op->res;
-      um_op_release(m, op);
-      if (res < 0 && res != -ETIME) um_raise_on_error(res, "sleep");
-    }
+    int32_t res;
+    if (um_op_await(m, op, &res) == Qundef && res < 0 && res != -ETIME)
+      um_raise_on_error(res, "sleep");
   }
   return um_monotonic_time() - t0;
 }
@@ -175,13 +162,11 @@ struct um_timeout_ctx {
   struct um_op *op;
 };
 
-static VALUE um_timeout_ensure(VALUE arg) {
+// Releasing the op also drops an expiry already on the runqueue: no late
+// raise after the block returned.
+static VALUE um_timer_ensure(VALUE arg) {
   struct um_timeout_ctx *ctx = (struct um_timeout_ctx *)arg;
-  // An expiry already on the runqueue is dropped: no late raise.
-  ctx->op->flags &= ~OP_F_WAITING;
-  um_runqueue_remove(ctx->m, ctx->op);
-  um_op_cancel(ctx->m, ctx->op);
-  um_op_release(ctx->m, ctx->op);
+  um_op_discard(ctx->m, ctx->op);
   return Qnil;
 }
 
@@ -191,7 +176,7 @@ VALUE um_timeout(struct um *m, double seconds, VALUE exception) {
   RB_OBJ_WRITE(m->self, &op->value, exception);
 
   struct um_timeout_ctx ctx = { .m = m, .op = op };
-  return rb_ensure(rb_yield, Qnil, um_timeout_ensure, (VALUE)&ctx);
+  return rb_ensure(rb_yield, Qnil, um_timer_ensure, (VALUE)&ctx);
 }
 
 static VALUE um_periodically_loop(VALUE arg) {
@@ -199,14 +184,7 @@ static VALUE um_periodically_loop(VALUE arg) {
   struct um *m = ctx->m;
   struct um_op *op = ctx->op;
   while (true) {
-    if (!op->multishot_count) {
-      // um_op_run releases the op when the wait ends early (and raises or
-      // returns another value): the ensure must not release it again.
-      ctx->op = NULL;
-      VALUE v = um_op_run(m, op);
-      if (v != Qundef) return Qnil;
-      ctx->op = op;
-    }
+    if (!op->multishot_count && um_op_wait(m, op) != Qundef) return Qnil;
     op->multishot_count = 0; // ticks missed while the block ran are merged
     if (!(op->flags & OP_F_IN_KERNEL)) {
       int32_t res = op->res;
@@ -215,16 +193,6 @@ static VALUE um_periodically_loop(VALUE arg) {
     }
     rb_yield(Qnil);
   }
-}
-
-static VALUE um_periodically_ensure(VALUE arg) {
-  struct um_timeout_ctx *ctx = (struct um_timeout_ctx *)arg;
-  if (!ctx->op) return Qnil;
-  ctx->op->flags &= ~OP_F_WAITING;
-  um_runqueue_remove(ctx->m, ctx->op);
-  um_op_cancel(ctx->m, ctx->op);
-  um_op_release(ctx->m, ctx->op);
-  return Qnil;
 }
 
 VALUE um_periodically(struct um *m, double interval) {
@@ -236,11 +204,11 @@ VALUE um_periodically(struct um *m, double interval) {
   io_uring_prep_timeout(sqe, &op->data.ts, 0, IORING_TIMEOUT_MULTISHOT);
 
   struct um_timeout_ctx ctx = { .m = m, .op = op };
-  return rb_ensure(um_periodically_loop, (VALUE)&ctx, um_periodically_ensure, (VALUE)&ctx);
+  return rb_ensure(um_periodically_loop, (VALUE)&ctx, um_timer_ensure, (VALUE)&ctx);
 }
 
 struct um_op *um_prep_timeout(struct um *m, double seconds) {
-  return um_timeout_op(m, seconds, OP_F_HELD | OP_F_ASYNC);
+  return um_timeout_op(m, seconds, OP_F_HELD);
 }
 
 void Init_um_sched(void) {

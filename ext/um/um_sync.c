@@ -24,10 +24,9 @@ static VALUE um_futex_wait(struct um *m, uint32_t *word, uint32_t expected, VALU
   struct io_uring_sqe *sqe = um_get_sqe(m, op);
   io_uring_prep_futex_wait(sqe, word, expected, FUTEX_BITSET_MATCH_ANY, UM_FUTEX_FLAGS, 0);
 
-  VALUE v = um_op_run(m, op);
+  int32_t res;
+  VALUE v = um_op_await(m, op, &res);
   if (v != Qundef) return v;
-  int32_t res = op->res;
-  um_op_release(m, op);
   // EAGAIN: the word had already changed, which is what we wait for.
   if (res < 0 && res != -EAGAIN) um_raise_on_error(res, "futex_wait");
   return Qundef;
@@ -42,10 +41,9 @@ static VALUE um_futex_wake(struct um *m, uint32_t *word, uint32_t count, VALUE o
   struct io_uring_sqe *sqe = um_get_sqe(m, op);
   io_uring_prep_futex_wake(sqe, word, count, FUTEX_BITSET_MATCH_ANY, UM_FUTEX_FLAGS, 0);
 
-  VALUE v = um_op_run(m, op);
+  int32_t res;
+  VALUE v = um_op_await(m, op, &res);
   if (v != Qundef) return v;
-  int32_t res = op->res;
-  um_op_release(m, op);
   um_raise_on_error(res, "futex_wake");
   return Qundef;
 }
