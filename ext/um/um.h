@@ -224,6 +224,16 @@ struct iovec *um_iovecs_new(int argc, VALUE *argv, VALUE *buffers, size_t *total
 void um_iovecs_advance(struct iovec **first, int *count, size_t n);
 
 // um_file.c: files and generic fd operations
+struct um_transfer {
+  enum um_op_kind kind;   // OP_READ, OP_WRITE, OP_RECV or OP_SEND
+  int fd;
+  VALUE buffer;
+  ssize_t len;            // -1: the whole buffer (write/send)
+  ssize_t buffer_offset;  // read/recv: where in the buffer (negative: from the end)
+  int64_t file_offset;    // read/write: -1 for the current position
+  int flags;              // recv/send flags
+};
+VALUE um_transfer(struct um *m, const struct um_transfer *t);
 VALUE um_open(struct um *m, VALUE path, int flags, mode_t mode);
 VALUE um_read(struct um *m, int fd, VALUE buffer, ssize_t maxlen, ssize_t buffer_offset, int64_t file_offset);
 VALUE um_write(struct um *m, int fd, VALUE buffer, ssize_t len, int64_t file_offset);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -37,61 +38,81 @@ VALUE um_wait_ready(struct um *m, int fd, unsigned events) {
   return FIXNUM_P(v) ? Qundef : v;
 }
 
-VALUE um_read(struct um *m, int fd, VALUE buffer, ssize_t maxlen, ssize_t buffer_offset, int64_t file_offset) {
-  while (true) {
-    ssize_t offset = buffer_offset;
-    void *ptr = um_buffer_for_read(buffer, (size_t)maxlen, &offset);
-    um_buffer_lock(buffer);
+static const char *um_transfer_name(enum um_op_kind kind) {
+  switch (kind) {
+    case OP_READ: return "read";
+    case OP_WRITE: return "write";
+    case OP_RECV: return "recv";
+    default: return "send";
+  }
+}
 
-    struct um_op *op = um_op_new(m, OP_READ, OP_F_CALLER_MEM | OP_F_LOCKED);
+// One read, write, recv or send between the buffer and the fd. io_uring
+// answers EAGAIN on an O_NONBLOCK fd instead of waiting: the transfer is
+// retried once the fd is ready (unless MSG_DONTWAIT asked for EAGAIN).
+VALUE um_transfer(struct um *m, const struct um_transfer *t) {
+  bool reading = t->kind == OP_READ || t->kind == OP_RECV;
+  VALUE buffer = reading ? t->buffer : um_buffer_stable(t->buffer);
+  while (true) {
+    ssize_t offset = t->buffer_offset;
+    size_t count;
+    void *ptr;
+    unsigned flags = OP_F_CALLER_MEM;
+    if (reading) {
+      count = (size_t)t->len;
+      ptr = um_buffer_for_read(buffer, count, &offset);
+      um_buffer_lock(buffer);
+      flags |= OP_F_LOCKED;
+    }
+    else {
+      size_t size;
+      ptr = (void *)um_buffer_for_write(buffer, &size);
+      if (t->len >= 0 && (size_t)t->len > size)
+        rb_raise(rb_eArgError, "length %zd exceeds the buffer size (%zu bytes)", t->len, size);
+      count = t->len < 0 ? size : (size_t)t->len;
+    }
+
+    struct um_op *op = um_op_new(m, t->kind, flags);
     um_op_set_buffer(m, op, buffer);
     struct io_uring_sqe *sqe = um_get_sqe(m, op);
-    io_uring_prep_read(sqe, fd, ptr, (unsigned)maxlen, (uint64_t)file_offset);
+    switch (t->kind) {
+      case OP_READ:
+        io_uring_prep_read(sqe, t->fd, ptr, (unsigned)count, (uint64_t)t->file_offset);
+        break;
+      case OP_WRITE:
+        io_uring_prep_write(sqe, t->fd, ptr, (unsigned)count, (uint64_t)t->file_offset);
+        break;
+      case OP_RECV:
+        io_uring_prep_recv(sqe, t->fd, ptr, count, t->flags);
+        break;
+      default: // MSG_NOSIGNAL always: a closed peer gives EPIPE, never SIGPIPE.
+        io_uring_prep_send(sqe, t->fd, ptr, count, t->flags | MSG_NOSIGNAL);
+        break;
+    }
 
     int32_t res;
     VALUE v = um_op_await(m, op, &res);
     if (v != Qundef) return v;
-    if (res == -EAGAIN) {
-      v = um_wait_ready(m, fd, POLLIN);
+    if (res == -EAGAIN && !(t->flags & MSG_DONTWAIT)) {
+      v = um_wait_ready(m, t->fd, reading ? POLLIN : POLLOUT);
       if (v != Qundef) return v;
       continue;
     }
-    um_raise_on_error(res, "read");
-    um_buffer_after_read(buffer, offset, res);
+    um_raise_on_error(res, um_transfer_name(t->kind));
+    if (reading) um_buffer_after_read(buffer, offset, res);
     return INT2NUM(res);
   }
 }
 
-static size_t um_write_len(VALUE buffer, size_t size, ssize_t len) {
-  if (len < 0) return size;
-  if ((size_t)len > size)
-    rb_raise(rb_eArgError, "length %zd exceeds the buffer size (%zu bytes)", len, size);
-  return (size_t)len;
+VALUE um_read(struct um *m, int fd, VALUE buffer, ssize_t maxlen, ssize_t buffer_offset, int64_t file_offset) {
+  struct um_transfer t = { .kind = OP_READ, .fd = fd, .buffer = buffer, .len = maxlen,
+    .buffer_offset = buffer_offset, .file_offset = file_offset };
+  return um_transfer(m, &t);
 }
 
 VALUE um_write(struct um *m, int fd, VALUE buffer, ssize_t len, int64_t file_offset) {
-  buffer = um_buffer_stable(buffer);
-  while (true) {
-    size_t size;
-    const void *ptr = um_buffer_for_write(buffer, &size);
-    size_t count = um_write_len(buffer, size, len);
-
-    struct um_op *op = um_op_new(m, OP_WRITE, OP_F_CALLER_MEM);
-    um_op_set_buffer(m, op, buffer);
-    struct io_uring_sqe *sqe = um_get_sqe(m, op);
-    io_uring_prep_write(sqe, fd, ptr, (unsigned)count, (uint64_t)file_offset);
-
-    int32_t res;
-    VALUE v = um_op_await(m, op, &res);
-    if (v != Qundef) return v;
-    if (res == -EAGAIN) {
-      v = um_wait_ready(m, fd, POLLOUT);
-      if (v != Qundef) return v;
-      continue;
-    }
-    um_raise_on_error(res, "write");
-    return INT2NUM(res);
-  }
+  struct um_transfer t = { .kind = OP_WRITE, .fd = fd, .buffer = buffer, .len = len, .file_offset = file_offset };
+  return um_transfer(m, &t);
 }
 
 // Writes every byte of every buffer, looping over partial writes: WRITEV
@@ -166,7 +187,9 @@ VALUE um_write_async(struct um *m, int fd, VALUE buffer, ssize_t len, int64_t fi
   VALUE stable = um_buffer_stable(buffer);
   size_t size;
   const void *ptr = um_buffer_for_write(stable, &size);
-  size_t count = um_write_len(stable, size, len);
+  if (len >= 0 && (size_t)len > size)
+    rb_raise(rb_eArgError, "length %zd exceeds the buffer size (%zu bytes)", len, size);
+  size_t count = len < 0 ? size : (size_t)len;
 
   // Both SQEs must go in the same submission for the link to hold.
   if (io_uring_sq_space_left(&m->ring) < 2) um_submit(m);

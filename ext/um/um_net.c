@@ -156,62 +156,16 @@ VALUE um_connect(struct um *m, int fd, const struct sockaddr *addr, socklen_t le
   }
 }
 
-static size_t um_net_send_len(size_t size, ssize_t len) {
-  if (len < 0) return size;
-  if ((size_t)len > size)
-    rb_raise(rb_eArgError, "length %zd exceeds the buffer size (%zu bytes)", len, size);
-  return (size_t)len;
-}
-
-// MSG_NOSIGNAL always: a closed peer gives EPIPE, never a SIGPIPE.
 VALUE um_send(struct um *m, int fd, VALUE buffer, ssize_t len, int flags) {
-  buffer = um_buffer_stable(buffer);
-  while (true) {
-    size_t size;
-    const void *ptr = um_buffer_for_write(buffer, &size);
-    size_t count = um_net_send_len(size, len);
-
-    struct um_op *op = um_op_new(m, OP_SEND, OP_F_CALLER_MEM);
-    um_op_set_buffer(m, op, buffer);
-    struct io_uring_sqe *sqe = um_get_sqe(m, op);
-    io_uring_prep_send(sqe, fd, ptr, count, flags | MSG_NOSIGNAL);
-    int32_t res;
-    VALUE v = um_op_await(m, op, &res);
-    if (v != Qundef) return v;
-    if (res == -EAGAIN && !(flags & MSG_DONTWAIT)) {
-      v = um_wait_ready(m, fd, POLLOUT);
-      if (v != Qundef) return v;
-      continue;
-    }
-    um_raise_on_error(res, "send");
-    return INT2NUM(res);
-  }
+  struct um_transfer t = { .kind = OP_SEND, .fd = fd, .buffer = buffer, .len = len, .flags = flags };
+  return um_transfer(m, &t);
 }
 
 // Receives into the buffer from its start; a String ends where the data
 // ends, as with read.
 VALUE um_recv(struct um *m, int fd, VALUE buffer, ssize_t maxlen, int flags) {
-  while (true) {
-    ssize_t offset = 0;
-    void *ptr = um_buffer_for_read(buffer, (size_t)maxlen, &offset);
-    um_buffer_lock(buffer);
-
-    struct um_op *op = um_op_new(m, OP_RECV, OP_F_CALLER_MEM | OP_F_LOCKED);
-    um_op_set_buffer(m, op, buffer);
-    struct io_uring_sqe *sqe = um_get_sqe(m, op);
-    io_uring_prep_recv(sqe, fd, ptr, (size_t)maxlen, flags);
-    int32_t res;
-    VALUE v = um_op_await(m, op, &res);
-    if (v != Qundef) return v;
-    if (res == -EAGAIN && !(flags & MSG_DONTWAIT)) {
-      v = um_wait_ready(m, fd, POLLIN);
-      if (v != Qundef) return v;
-      continue;
-    }
-    um_raise_on_error(res, "recv");
-    um_buffer_after_read(buffer, offset, res);
-    return INT2NUM(res);
-  }
+  struct um_transfer t = { .kind = OP_RECV, .fd = fd, .buffer = buffer, .len = maxlen, .flags = flags };
+  return um_transfer(m, &t);
 }
 
 // Sends every byte of every buffer (see um_write_all).
