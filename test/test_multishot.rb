@@ -61,22 +61,29 @@ class MultishotTest < UMTestCase
     assert_no_pending_ops
   end
 
-  def test_recv_each_interrupted_by_timeout_mid_stream
-    a, b = socketpair
+  # A writer sends 10 chunks 5 ms apart; the block, given a callback for each
+  # chunk, reads them until a 20 ms timeout cuts it short. Nothing may be
+  # left pending or held afterwards.
+  def assert_cut_short_mid_stream(wfd)
     writer = @machine.spin do
       10.times do
-        @machine.write(a, "x" * 100)
+        @machine.write(wfd, "x" * 100)
         @machine.sleep(0.005)
       end
     end
     received = 0
     assert_raises(Timeout::Error) do
-      @machine.timeout(0.02, Timeout::Error) { @machine.recv_each(b, 0) { |c| received += c.bytesize } }
+      @machine.timeout(0.02, Timeout::Error) { yield ->(chunk) { received += chunk.bytesize } }
     end
     assert_operator received, :>, 0
     @machine.join(writer)
     assert_no_pending_ops
     assert_equal 0, @machine.metrics[:buffers_in_use]
+  end
+
+  def test_recv_each_interrupted_by_timeout_mid_stream
+    a, b = socketpair
+    assert_cut_short_mid_stream(a) { |on_chunk| @machine.recv_each(b, 0, &on_chunk) }
     # The machine goes on working with the same socket.
     @machine.write(a, "after")
     out = +""
@@ -85,20 +92,7 @@ class MultishotTest < UMTestCase
 
   def test_read_each_interrupted_by_timeout_mid_stream
     r, w = pipe
-    writer = @machine.spin do
-      10.times do
-        @machine.write(w, "y" * 50)
-        @machine.sleep(0.005)
-      end
-    end
-    received = 0
-    assert_raises(Timeout::Error) do
-      @machine.timeout(0.02, Timeout::Error) { @machine.read_each(r) { |c| received += c.bytesize } }
-    end
-    assert_operator received, :>, 0
-    @machine.join(writer)
-    assert_no_pending_ops
-    assert_equal 0, @machine.metrics[:buffers_in_use]
+    assert_cut_short_mid_stream(w) { |on_chunk| @machine.read_each(r, &on_chunk) }
   end
 
   # A reader slower than the writer: the kernel runs out of the initial

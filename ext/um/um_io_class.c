@@ -86,9 +86,7 @@ static VALUE io_initialize(int argc, VALUE *argv, VALUE self) {
 
 static size_t io_limit_arg(int argc, VALUE *argv, int index) {
   if (argc <= index || NIL_P(argv[index])) return 0;
-  if (!RB_INTEGER_TYPE_P(argv[index]))
-    rb_raise(rb_eTypeError, "limit must be an Integer, not %s", rb_obj_classname(argv[index]));
-  long limit = NUM2LONG(argv[index]);
+  long limit = um_arg_long(argv[index], "limit");
   if (limit < 0) rb_raise(rb_eArgError, "negative limit: %ld", limit);
   return (size_t)limit;
 }
@@ -130,15 +128,13 @@ static VALUE io_read_to_delim(int argc, VALUE *argv, VALUE self) {
  */
 static VALUE io_read(VALUE self, VALUE len) {
   struct um_io *io = io_get(self);
-  if (!RB_INTEGER_TYPE_P(len)) rb_raise(rb_eTypeError, "length must be an Integer, not %s", rb_obj_classname(len));
-  return um_io_read(io, NUM2LONG(len));
+  return um_io_read(io, um_arg_long(len, "length"));
 }
 
 /* Skips +len+ bytes; returns how many were skipped (fewer at EOF). */
 static VALUE io_skip(VALUE self, VALUE len) {
   struct um_io *io = io_get(self);
-  if (!RB_INTEGER_TYPE_P(len)) rb_raise(rb_eTypeError, "length must be an Integer, not %s", rb_obj_classname(len));
-  long n = NUM2LONG(len);
+  long n = um_arg_long(len, "length");
   if (n < 0) rb_raise(rb_eArgError, "negative length: %ld", n);
   return SIZET2NUM(um_io_skip(io, (size_t)n));
 }
@@ -185,9 +181,7 @@ static VALUE io_clear(VALUE self) {
  */
 static VALUE io_write(int argc, VALUE *argv, VALUE self) {
   struct um_io *io = io_get(self);
-  for (int i = 0; i < argc; i++)
-    if (!RB_TYPE_P(argv[i], T_STRING) && !rb_obj_is_kind_of(argv[i], rb_const_get(rb_cIO, rb_intern("Buffer"))))
-      rb_raise(rb_eTypeError, "buffer must be a String or an IO::Buffer, not %s", rb_obj_classname(argv[i]));
+  for (int i = 0; i < argc; i++) um_arg_buffer(argv[i]);
   if (io->mode == UM_IO_SOCKET) return um_sendv(io->m, io->fd, argc, argv);
   return um_writev(io->m, io->fd, argc, argv, -1);
 }

@@ -38,12 +38,7 @@ static VALUE um_recv_each_m(int argc, VALUE *argv, VALUE self) {
   struct um *m = um_get_machine(self);
   rb_check_arity(argc, 1, 2);
   rb_need_block();
-  int flags = 0;
-  if (argc > 1 && !NIL_P(argv[1])) {
-    if (!RB_INTEGER_TYPE_P(argv[1]))
-      rb_raise(rb_eTypeError, "flags must be an Integer, not %s", rb_obj_classname(argv[1]));
-    flags = NUM2INT(argv[1]);
-  }
+  int flags = argc > 1 && !NIL_P(argv[1]) ? um_arg_int(argv[1], "flags") : 0;
   return um_recv_each(m, um_arg_fd(argv[0]), flags);
 }
 
