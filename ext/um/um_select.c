@@ -121,17 +121,10 @@ static VALUE um_select_body(VALUE arg) {
   return um_select_collect(ctx);
 }
 
-static void um_select_drop(struct um *m, struct um_op *op) {
-  op->flags &= ~OP_F_WAITING;
-  um_runqueue_remove(m, op);
-  um_op_cancel(m, op);
-  um_op_release(m, op);
-}
-
 static VALUE um_select_cleanup(VALUE arg) {
   struct um_select_ctx *ctx = (struct um_select_ctx *)arg;
-  for (unsigned i = 0; i < ctx->created; i++) um_select_drop(ctx->m, ctx->entries[i].op);
-  if (ctx->timer) um_select_drop(ctx->m, ctx->timer);
+  for (unsigned i = 0; i < ctx->created; i++) um_op_discard(ctx->m, ctx->entries[i].op);
+  if (ctx->timer) um_op_discard(ctx->m, ctx->timer);
   free(ctx->entries);
   return Qnil;
 }
