@@ -4,6 +4,7 @@ require "set"
 require_relative "uringmachine/version"
 require "um_ext"
 require_relative "uringmachine/process"
+require_relative "uringmachine/fiber_scheduler"
 
 # UringMachine runs fibers over Linux io_uring: each I/O call suspends only
 # the calling fiber, and the machine runs the others meanwhile. The engine is
@@ -13,15 +14,17 @@ class UringMachine
   # with +value+. Returns the fiber. The block's value (or the exception it
   # raised) becomes the fiber's result.
   def spin(value = nil, klass = Fiber, &block)
-    raise ArgumentError, "no block given" unless block
-    raise TypeError, "#{klass.inspect} is not a Fiber class" unless klass.is_a?(Class) && klass <= Fiber
-
-    machine = self
-    fiber = klass.new(blocking: false) do |start_value|
-      machine.__send__(:run_fiber, Fiber.current, block, start_value)
-    end
-    live_fibers << fiber
+    fiber = new_fiber(klass, block)
     schedule(fiber, value)
+    fiber
+  end
+
+  # Starts a new non-blocking fiber running the block at once; the calling
+  # fiber continues when it first suspends (what Fiber.schedule expects).
+  # Returns the fiber.
+  def spin_now(&block)
+    fiber = new_fiber(Fiber, block)
+    transfer_now(fiber, nil)
     fiber
   end
 
@@ -70,6 +73,18 @@ class UringMachine
   end
 
   private
+
+  def new_fiber(klass, block)
+    raise ArgumentError, "no block given" unless block
+    raise TypeError, "#{klass.inspect} is not a Fiber class" unless klass.is_a?(Class) && klass <= Fiber
+
+    machine = self
+    fiber = klass.new(blocking: false) do |start_value|
+      machine.__send__(:run_fiber, Fiber.current, block, start_value)
+    end
+    live_fibers << fiber
+    fiber
+  end
 
   def live_fibers
     @live_fibers ||= Set.new

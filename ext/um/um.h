@@ -196,10 +196,12 @@ VALUE um_raise_if_exception(VALUE v);
 
 // um_sched.c: runqueue, switching, timers
 void um_runqueue_push(struct um *m, struct um_op *op);
+void um_runqueue_unshift(struct um *m, struct um_op *op);
 void um_runqueue_remove(struct um *m, struct um_op *op);
 struct um_op *um_runqueue_shift(struct um *m);
 VALUE um_switch(struct um *m);
 VALUE um_schedule(struct um *m, VALUE fiber, VALUE value);
+VALUE um_transfer_now(struct um *m, VALUE fiber, VALUE value);
 VALUE um_snooze(struct um *m);
 VALUE um_yield(struct um *m);
 double um_sleep(struct um *m, double seconds, bool forever);
@@ -216,7 +218,7 @@ void um_timespec_set(struct __kernel_timespec *ts, double seconds);
 void *um_buffer_for_read(VALUE buffer, size_t maxlen, ssize_t *offset);
 void um_buffer_after_read(VALUE buffer, ssize_t offset, ssize_t count);
 const void *um_buffer_for_write(VALUE buffer, size_t *len);
-void um_buffer_lock(VALUE buffer);
+bool um_buffer_lock(VALUE buffer);
 void um_buffer_unlock(VALUE buffer);
 size_t um_buffer_default_read_len(VALUE buffer, ssize_t offset);
 VALUE um_buffer_stable(VALUE buffer);
@@ -305,6 +307,7 @@ void Init_um_io_class(void);
 void Init_um_proc_class(void);
 void Init_um_select_class(void);
 void Init_um_regbuf_class(void);
+void Init_um_fiber_scheduler_class(void);
 
 // um_class.c
 struct um *um_get_machine(VALUE self);

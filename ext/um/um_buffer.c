@@ -74,10 +74,20 @@ const void *um_buffer_for_write(VALUE buffer, size_t *len) {
 }
 
 // Guards the buffer's memory against changes from Ruby while the kernel
-// uses it. Raises if it is already locked (for example by another read).
-void um_buffer_lock(VALUE buffer) {
-  if (RB_TYPE_P(buffer, T_STRING)) rb_str_locktmp(buffer);
-  else rb_io_buffer_lock(buffer);
+// uses it; returns whether it locked it (and must unlock it). A String
+// locked by another operation raises. An IO::Buffer that is already locked
+// is used as it is: Ruby hands the fiber scheduler locked buffers over
+// memory it owns, and the lock already keeps them from being resized.
+bool um_buffer_lock(VALUE buffer) {
+  if (RB_TYPE_P(buffer, T_STRING)) {
+    rb_str_locktmp(buffer);
+    return true;
+  }
+  void *base;
+  size_t size;
+  if (rb_io_buffer_get_bytes(buffer, &base, &size) & RB_IO_BUFFER_LOCKED) return false;
+  rb_io_buffer_lock(buffer);
+  return true;
 }
 
 void um_buffer_unlock(VALUE buffer) {

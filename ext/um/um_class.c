@@ -190,6 +190,16 @@ static VALUE um_submit_m(VALUE self) {
   return INT2NUM(um_submit(um_get_machine(self)));
 }
 
+/*
+ * call-seq: forked? -> true or false
+ *
+ * Whether the machine was inherited from the parent process through fork: it
+ * cannot be used in this process (its ring belongs to the parent).
+ */
+static VALUE um_forked_p(VALUE self) {
+  return um_get_raw(self)->fork_generation == um_fork_generation ? Qfalse : Qtrue;
+}
+
 /* From any thread: makes the machine return from a wait in the kernel. */
 static VALUE um_wakeup_m(VALUE self) {
   struct um *m = um_get_raw(self);
@@ -260,6 +270,18 @@ static VALUE um_schedule_m(VALUE self, VALUE fiber, VALUE value) {
   um_schedule(m, fiber, value);
   if (m->thread != rb_thread_current()) um_wakeup(m);
   return self;
+}
+
+/*
+ * call-seq: transfer_now(fiber, value) -> value
+ *
+ * Private: runs the fiber at once with +value+; the calling fiber is put at
+ * the front of the runqueue and continues when that fiber suspends.
+ */
+static VALUE um_transfer_now_m(VALUE self, VALUE fiber, VALUE value) {
+  if (!rb_obj_is_kind_of(fiber, cFiber))
+    rb_raise(rb_eTypeError, "expected a Fiber, not %s", rb_obj_classname(fiber));
+  return um_transfer_now(um_get_machine(self), fiber, value);
 }
 
 /* Reschedules the current fiber behind the others and lets them run. */
@@ -562,12 +584,14 @@ void Init_um_class(void) {
   rb_define_method(cUM, "submit", um_submit_m, 0);
   rb_define_private_method(cUM, "main_fiber", um_main_fiber, 0);
   rb_define_method(cUM, "wakeup", um_wakeup_m, 0);
+  rb_define_method(cUM, "forked?", um_forked_p, 0);
   rb_define_method(cUM, "metrics", um_metrics_m, 0);
   rb_define_method(cUM, "profile_mode=", um_profile_mode_set, 1);
   rb_define_method(cUM, "profile_mode?", um_profile_mode_p, 0);
   rb_define_method(cUM, "fiber_cpu_time", um_fiber_cpu_time_m, -1);
 
   rb_define_method(cUM, "schedule", um_schedule_m, 2);
+  rb_define_private_method(cUM, "transfer_now", um_transfer_now_m, 2);
   rb_define_method(cUM, "snooze", um_snooze_m, 0);
   rb_define_method(cUM, "yield", um_yield_m, 0);
   rb_define_method(cUM, "switch", um_switch_m, 0);

@@ -61,8 +61,7 @@ VALUE um_transfer(struct um *m, const struct um_transfer *t) {
     if (reading) {
       count = (size_t)t->len;
       ptr = um_buffer_for_read(buffer, count, &offset);
-      um_buffer_lock(buffer);
-      flags |= OP_F_LOCKED;
+      if (um_buffer_lock(buffer)) flags |= OP_F_LOCKED;
     }
     else {
       size_t size;

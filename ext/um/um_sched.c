@@ -40,6 +40,17 @@ void um_runqueue_push(struct um *m, struct um_op *op) {
   m->metrics.ops_runqueue++;
 }
 
+void um_runqueue_unshift(struct um *m, struct um_op *op) {
+  assert(!(op->flags & OP_F_RUNQUEUE));
+  op->flags |= OP_F_RUNQUEUE;
+  op->prev = NULL;
+  op->next = m->runqueue_head;
+  if (m->runqueue_head) m->runqueue_head->prev = op;
+  else m->runqueue_tail = op;
+  m->runqueue_head = op;
+  m->metrics.ops_runqueue++;
+}
+
 void um_runqueue_remove(struct um *m, struct um_op *op) {
   if (!(op->flags & OP_F_RUNQUEUE)) return;
 
@@ -117,6 +128,24 @@ VALUE um_schedule(struct um *m, VALUE fiber, VALUE value) {
   RB_OBJ_WRITE(m->self, &op->value, value);
   um_runqueue_push(m, op);
   return Qnil;
+}
+
+// Runs the fiber at once; the calling fiber goes to the front of the
+// runqueue, so it continues as soon as that fiber suspends (as with
+// Fiber#resume, but with transfer semantics).
+VALUE um_transfer_now(struct um *m, VALUE fiber, VALUE value) {
+  VALUE current = rb_fiber_current();
+  if (fiber == current) return value;
+
+  struct um_op *op = um_op_new(m, OP_SCHEDULE, OP_F_TRANSIENT);
+  RB_OBJ_WRITE(m->self, &op->fiber, current);
+  um_runqueue_unshift(m, op);
+  m->metrics.total_switches++;
+  if (m->profile_mode) um_account_cpu_time(m, current);
+  VALUE ret = rb_fiber_transfer(fiber, 1, &value);
+  RB_GC_GUARD(fiber);
+  RB_GC_GUARD(value);
+  return um_raise_if_exception(ret);
 }
 
 VALUE um_snooze(struct um *m) {

@@ -1,0 +1,400 @@
+# frozen_string_literal: true
+
+require "socket"
+require_relative "worker_pool"
+
+class UringMachine
+  # Ruby's Fiber::Scheduler on a machine: inside Fiber.schedule { }, code that
+  # uses IO, Socket, Queue, Mutex, sleep, Process.wait, Timeout.timeout or
+  # DNS lookups runs its waits and I/O on io_uring, unchanged.
+  #
+  #   Fiber.set_scheduler(UM::FiberScheduler.new)
+  #   Fiber.schedule { URI.open("http://example.com").read }
+  #
+  # The fibers run when the thread's main fiber blocks or ends: the
+  # scheduler is closed at thread exit, which runs every fiber to its end.
+  # See docs/fiber_scheduler.md.
+  class FiberScheduler
+    # The value #unblock resumes a blocked fiber with.
+    UNBLOCKED = Object.new.freeze
+
+    # Internal: raised by a timer into the fiber whose wait it limits.
+    class TimedOut < Exception; end # rubocop:disable Lint/InheritException
+
+    IO_WAIT_EVENTS = ::IO::READABLE | ::IO::PRIORITY | ::IO::WRITABLE
+    POLL_FAILED = POLLERR | POLLHUP | POLLNVAL
+    private_constant :UNBLOCKED, :TimedOut, :IO_WAIT_EVENTS, :POLL_FAILED
+
+    # Ruby 4.1 ("version 4" of IO::Buffer's hooks) passes the buffer offset
+    # before the length, and the length becomes a maximum for one transfer.
+    BUFFERED_IO_VERSION = defined?(::IO::Buffer::VERSION) && ::IO::Buffer::VERSION >= 3 ? 4 : 3
+
+    # A scheduler running its fibers and I/O on +machine+ (by default a new
+    # machine). In a forked child it goes on with a fresh machine.
+    def initialize(machine = UringMachine.new)
+      raise TypeError, "expected a UringMachine, not #{machine.class}" unless machine.is_a?(UringMachine)
+
+      @machine = machine
+      @blocked = {}
+      @closed = false
+    end
+
+    # The machine the scheduler runs on (a fresh one in a forked child: the
+    # parent's ring is not usable there).
+    def machine
+      @machine = UringMachine.new if @machine.forked?
+      @machine
+    end
+
+    # Fiber.schedule: starts a non-blocking fiber running the block at once;
+    # the caller goes on when that fiber first waits. An exception that ends
+    # the fiber is reported on $stderr (as for a Thread) and becomes the
+    # fiber's #result.
+    def fiber(&block)
+      machine.spin_now do
+        block.call
+      rescue Exception => e # rubocop:disable Lint/RescueException
+        report(e) unless e.is_a?(Terminate)
+        raise
+      end
+    end
+
+    # Suspends the current fiber until #unblock or until +timeout+ seconds
+    # have passed. Returns true when unblocked, false on timeout.
+    def block(_blocker, timeout = nil)
+      fiber = Fiber.current
+      @blocked[fiber] = true
+      wait_for_unblock(fiber, timeout)
+    end
+
+    # Resumes a fiber suspended by #block. May be called from any thread.
+    def unblock(_blocker, fiber)
+      # Deleting the entry claims the fiber: a timeout that fired meanwhile
+      # then knows that a wakeup is on its way.
+      machine.schedule(fiber, UNBLOCKED) if @blocked.delete(fiber)
+      nil
+    end
+
+    # Kernel#sleep: nil sleeps until the fiber is woken.
+    def kernel_sleep(duration = nil)
+      duration.nil? ? machine.sleep : machine.sleep(duration)
+    end
+
+    # Ruby 4.0: lets the other fibers run, then goes on.
+    def yield
+      machine.snooze
+      nil
+    end
+
+    # Waits until the IO is ready for some of the +events+ (IO::READABLE,
+    # IO::PRIORITY, IO::WRITABLE); returns those ready, or false when the
+    # timeout passed first.
+    def io_wait(io, events, timeout = nil)
+      fd = io.fileno
+      mask = events & IO_WAIT_EVENTS
+      revents = with_timeout(timeout) { machine.poll(fd, mask) }
+      return false if revents.equal?(TimedOut)
+
+      # A hung-up or failed fd is ready for everything: the next read or
+      # write reports what happened.
+      revents.anybits?(POLL_FAILED) ? mask : (revents & mask)
+    end
+
+    # IO.select on IOs (or objects with #to_io). Returns [r, w, e] of the
+    # ready ones, or nil when the timeout passed first.
+    def io_select(readables, writables, exceptables, timeout = nil)
+      sets = [readables, writables, exceptables].map { |set| Array(set) }
+      buffered = sets[0].select { |io| read_buffered?(io) }
+      return [buffered, [], []] unless buffered.empty?
+
+      fds = sets.map { |set| set.map { |io| ::IO.try_convert(io).fileno } }
+      ready = with_timeout(timeout) { machine.select(*fds) }
+      return nil if ready.nil? || ready.equal?(TimedOut)
+
+      sets.zip(ready).map do |set, ready_fds|
+        set.select { |io| ready_fds.include?(::IO.try_convert(io).fileno) }
+      end
+    end
+
+    # Process.wait and friends: waits (only this fiber) for a child and
+    # returns its Process::Status.
+    def process_wait(pid, flags)
+      return Fiber.blocking { Process::Status.wait(pid, flags) } if flags.anybits?(Process::WNOHANG)
+
+      options = WEXITED
+      options |= WSTOPPED if flags.anybits?(Process::WUNTRACED)
+      idtype, id =
+        if pid.positive? then [P_PID, pid]
+        elsif pid == -1 then [P_ALL, 0]
+        elsif pid.zero? then [P_PGID, 0]
+        else [P_PGID, -pid]
+        end
+      machine.waitid_status(idtype, id, options)
+    end
+
+    # DNS for Socket, TCPSocket, Addrinfo... : getaddrinfo on a worker
+    # thread. Returns the addresses as Strings ([] when there is none).
+    def address_resolve(hostname)
+      host = hostname.sub(/%.*\z/, "")
+      run_blocking do
+        Addrinfo.getaddrinfo(host, nil, nil, :STREAM).map(&:ip_address).uniq
+      rescue SocketError
+        []
+      end
+    end
+
+    # Timeout.timeout: raises exception_class.new(*args) in the block's fiber
+    # if it runs longer than +duration+ seconds.
+    def timeout_after(duration, exception_class, *args, &block)
+      machine.timeout(duration, exception_class.new(*args), &block)
+    end
+
+    # Runs +work+ (C code that releases the GVL) on the process's worker
+    # threads; only the calling fiber waits. The work's memory belongs to
+    # the caller, so this waits for the work to end even when interrupted;
+    # the interruption is raised afterwards.
+    def blocking_operation_wait(work)
+      job = BlockingJob.new(work, self, Fiber.current)
+      wait_for_job(job)
+      raise job.error if job.error
+
+      nil
+    end
+
+    # Ruby 4.0: raises +exception+ in a fiber that waits on an IO being
+    # closed. May be called from any thread.
+    def fiber_interrupt(fiber, exception)
+      machine.schedule(fiber, exception)
+      nil
+    end
+
+    # Ruby 4.0: closes the fd. Returns true, or -errno.
+    def io_close(fd)
+      machine.close(fd)
+      true
+    rescue SystemCallError => e
+      -e.errno
+    end
+
+    # Runs every fiber to its end. Called by Ruby at thread exit and when the
+    # scheduler is replaced; later calls return at once.
+    def scheduler_close
+      return if @closed
+
+      run
+      @closed = true
+      nil
+    end
+    alias close scheduler_close
+
+    # Whether #scheduler_close has finished.
+    def closed?
+      @closed
+    end
+
+    # Runs the machine until every fiber started by the scheduler is done.
+    def run
+      until (fibers = machine.fiber_set).empty?
+        machine.await(*fibers)
+      end
+      nil
+    end
+
+    # Buffered I/O hooks of Ruby 3.1 to 4.0: +length+ is the least to
+    # transfer (0: one transfer), +offset+ the position in the buffer.
+    # Return bytes transferred or -errno.
+    module BufferedIOv3
+      def io_read(io, buffer, length, offset = 0)
+        read_loop(io, buffer, length, offset, nil)
+      end
+
+      def io_write(io, buffer, length, offset = 0)
+        write_loop(io, buffer, length, offset, nil)
+      end
+
+      def io_pread(io, buffer, from, length, offset = 0)
+        read_loop(io, buffer, length, offset, from)
+      end
+
+      def io_pwrite(io, buffer, from, length, offset = 0)
+        write_loop(io, buffer, length, offset, from)
+      end
+    end
+
+    # Buffered I/O hooks of Ruby 4.1 ("version 4"): offset first, +length+
+    # the most to transfer, one transfer.
+    module BufferedIOv4
+      def io_read(io, buffer, offset, length)
+        read_loop(io, buffer.slice(0, offset + length), 0, offset, nil)
+      end
+
+      def io_write(io, buffer, offset, length)
+        write_loop(io, buffer.slice(0, offset + length), 0, offset, nil)
+      end
+
+      def io_pread(io, buffer, from, offset, length)
+        read_loop(io, buffer.slice(0, offset + length), 0, offset, from)
+      end
+
+      def io_pwrite(io, buffer, from, offset, length)
+        write_loop(io, buffer.slice(0, offset + length), 0, offset, from)
+      end
+    end
+
+    include(BUFFERED_IO_VERSION == 4 ? BufferedIOv4 : BufferedIOv3)
+
+    # Blocking work handed to the worker pool; it wakes the waiting fiber
+    # through the scheduler when done.
+    class BlockingJob
+      attr_reader :fiber, :result, :error
+
+      def initialize(work, scheduler, fiber)
+        @work = work
+        @scheduler = scheduler
+        @fiber = fiber
+        @done = false
+      end
+
+      def done? = @done
+
+      def call
+        @result = @work.call
+      rescue Exception => e # rubocop:disable Lint/RescueException
+        @error = e
+      ensure
+        @done = true
+        @scheduler.unblock(self, @fiber)
+      end
+    end
+    private_constant :BlockingJob
+
+    private
+
+    def report(error)
+      warn "#{Fiber.current.inspect} terminated with exception:\n" \
+           "#{error.full_message(highlight: false)}"
+    end
+
+    # Runs the block on the process's worker threads, suspending only the
+    # calling fiber; returns its value or raises its exception.
+    def run_blocking(&block)
+      job = BlockingJob.new(block, self, Fiber.current)
+      wait_for_job(job)
+      raise job.error if job.error
+
+      job.result
+    end
+
+    def wait_for_job(job)
+      fiber = job.fiber
+      @blocked[fiber] = true
+      WorkerPool.shared.submit(job)
+      interrupt = nil
+      loop do
+        begin
+          wait_for_unblock(fiber, nil)
+        rescue Exception => e # rubocop:disable Lint/RescueException
+          interrupt ||= e
+        end
+        break if job.done?
+
+        # Interrupted or woken by someone else: wait again, unless the job
+        # ended between the check and the claim.
+        @blocked[fiber] = true
+        break if job.done? && @blocked.delete(fiber)
+      end
+      raise interrupt if interrupt
+    end
+
+    # Suspends until #unblock resumes the fiber (true), the timeout passes
+    # (false), or the fiber is resumed otherwise (false, or the exception).
+    # However it ends, no wakeup from #unblock is left on the runqueue to
+    # resume the fiber later at the wrong place.
+    def wait_for_unblock(fiber, timeout)
+      value = nil
+      begin
+        value = with_timeout(timeout) { machine.yield }
+      ensure
+        # The entry is gone although no wakeup came: #unblock claimed the
+        # fiber and its wakeup is still queued. Take it now.
+        unless value.equal?(UNBLOCKED) || @blocked.delete(fiber)
+          take_wakeup
+          value = UNBLOCKED
+        end
+      end
+      value.equal?(UNBLOCKED)
+    end
+
+    def take_wakeup
+      interrupt = nil
+      loop do
+        value = begin
+          machine.yield
+        rescue Exception => e # rubocop:disable Lint/RescueException
+          interrupt ||= e
+        end
+        break if value.equal?(UNBLOCKED)
+      end
+      raise interrupt if interrupt
+    end
+
+    # The block's value, or TimedOut when +seconds+ passed first (nil: no
+    # limit).
+    def with_timeout(seconds)
+      return yield if seconds.nil?
+
+      marker = TimedOut.new
+      machine.timeout(seconds, marker) { yield }
+    rescue TimedOut => e
+      raise unless e.equal?(marker)
+
+      TimedOut
+    end
+
+    # The IO's timeout (IO#timeout) bounds each buffered I/O hook.
+    def with_io_timeout(io, &block)
+      seconds = io.timeout
+      return yield if seconds.nil?
+
+      machine.timeout(seconds, ::IO::TimeoutError.new("Blocking operation timed out!"), &block)
+    end
+
+    def read_loop(io, buffer, length, offset, from)
+      fd = io.fileno
+      total = 0
+      with_io_timeout(io) do
+        loop do
+          space = buffer.size - offset
+          n = from ? machine.read(fd, buffer, space, offset, from + total) : machine.read(fd, buffer, space, offset)
+          break if n.zero?
+
+          total += n
+          offset += n
+          break if total >= length || offset >= buffer.size
+        end
+      end
+      total
+    rescue SystemCallError => e
+      total.positive? ? total : -e.errno
+    end
+
+    def write_loop(io, buffer, length, offset, from)
+      fd = io.fileno
+      total = 0
+      with_io_timeout(io) do
+        loop do
+          chunk = offset.zero? ? buffer : buffer.slice(offset)
+          n = machine.write(fd, chunk, chunk.size, from ? from + total : -1)
+          break if n.zero?
+
+          total += n
+          offset += n
+          break if total >= length || offset >= buffer.size
+        end
+      end
+      total
+    rescue SystemCallError => e
+      total.positive? ? total : -e.errno
+    end
+  end
+end
