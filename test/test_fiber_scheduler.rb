@@ -2,13 +2,484 @@
 
 require_relative "scheduler_helper"
 
+# The scheduler's own hooks: fibers, blocking and waking, time, processes,
+# DNS, blocking work, fork, and the hooks only newer Rubies call.
 class FiberSchedulerTest < SchedulerTestCase
+  def test_new_checks_its_machine
+    assert_raises(TypeError) { UM::FiberScheduler.new(:machine) }
+    assert_instance_of UM, UM::FiberScheduler.new.machine
+    assert_same @machine, UM::FiberScheduler.new(@machine).machine
+  end
+
   def test_fiber_starts_at_once
     order = []
-    with_scheduler do
-      Fiber.schedule { order << 1; sleep 0.01; order << 3 }
+    recorder = with_scheduler do
+      fiber = Fiber.schedule { order << 1; sleep 0.01; order << 3 }
       order << 2
+      refute fiber.blocking?
     end
     assert_equal [1, 2, 3], order
+    assert_equal 1, recorder.count(:fiber)
+    assert_equal 1, recorder.count(:kernel_sleep)
+    assert_equal 1, recorder.count(:scheduler_close)
+  end
+
+  def test_nested_fibers_and_close_runs_them_all
+    done = []
+    with_scheduler do
+      3.times do |i|
+        Fiber.schedule do
+          Fiber.schedule { sleep 0.01 * i; done << [:inner, i] }
+          sleep 0.005
+          done << [:outer, i]
+        end
+      end
+      assert_empty done
+    end
+    assert_equal 6, done.size
+    assert_equal [0, 1, 2], done.select { |kind, _| kind == :inner }.map(&:last).sort
+  end
+
+  def test_fiber_exception_is_reported_and_kept
+    fiber = nil
+    _, err = capture_io do
+      with_scheduler { fiber = Fiber.schedule { raise ArgumentError, "boom" } }
+    end
+    assert_match(/terminated with exception/, err)
+    assert_match(/boom \(ArgumentError\)/, err)
+    assert_kind_of ArgumentError, fiber.result
+  end
+
+  def test_close_is_idempotent
+    scheduler = UM::FiberScheduler.new(@machine)
+    Fiber.set_scheduler(scheduler)
+    Fiber.schedule { sleep 0.001 }
+    Fiber.set_scheduler(nil)
+    assert scheduler.closed?
+    assert_nil scheduler.close
+    assert_empty @machine.fiber_set
+  end
+
+  def test_kernel_sleep
+    slept = scheduled do
+      t0 = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      sleep 0.02
+      sleep 0
+      Process.clock_gettime(Process::CLOCK_MONOTONIC) - t0
+    end
+    assert_operator slept, :>=, 0.02
+    assert_equal [[0.02], [0]], @recorder.args(:kernel_sleep)
+  end
+
+  def test_sleep_forever_until_woken
+    woken = nil
+    with_scheduler do
+      sleeper = Fiber.schedule { sleep; woken = true }
+      Fiber.schedule { Fiber.scheduler.machine.schedule(sleeper, nil) }
+    end
+    assert woken
+  end
+
+  def test_mutex_between_fibers
+    mutex = Mutex.new
+    log = []
+    recorder = with_scheduler do
+      2.times do |i|
+        Fiber.schedule do
+          mutex.synchronize do
+            log << [:in, i]
+            sleep 0.005
+            log << [:out, i]
+          end
+        end
+      end
+    end
+    assert_equal [[:in, 0], [:out, 0], [:in, 1], [:out, 1]], log
+    assert_hooks :block, :unblock, recorder: recorder
+  end
+
+  def test_queue_pop_with_timeout
+    queue = Queue.new
+    results = scheduled do
+      Fiber.schedule { sleep 0.02; queue << :late }
+      first = queue.pop(timeout: 0.005)
+      second = queue.pop(timeout: 1)
+      [first, second]
+    end
+    assert_equal [nil, :late], results
+    assert_includes @recorder.args(:block).map(&:last), 0.005
+    assert_hooks :block, :unblock
+  end
+
+  def test_sized_queue_push_with_timeout
+    queue = SizedQueue.new(1)
+    results = scheduled do
+      queue << 1
+      full = queue.push(2, timeout: 0.005)
+      Fiber.schedule { sleep 0.01; queue.pop }
+      room = queue.push(3, timeout: 1)
+      [full, room, queue.pop]
+    end
+    assert_nil results[0]
+    assert_same results[1], results[1] # pushed: returns the queue
+    assert_equal 3, results[2]
+    assert_hooks :block, :unblock
+  end
+
+  def test_condition_variable
+    mutex = Mutex.new
+    cv = ConditionVariable.new
+    woken = []
+    with_scheduler do
+      3.times do |i|
+        Fiber.schedule { mutex.synchronize { cv.wait(mutex); woken << i } }
+      end
+      Fiber.schedule do
+        mutex.synchronize { cv.signal }
+        sleep 0.005
+        mutex.synchronize { cv.broadcast }
+      end
+    end
+    assert_equal [0, 1, 2], woken.sort
+  end
+
+  def test_condition_variable_wait_timeout
+    mutex = Mutex.new
+    cv = ConditionVariable.new
+    elapsed = scheduled do
+      t0 = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      mutex.synchronize { cv.wait(mutex, 0.01) }
+      Process.clock_gettime(Process::CLOCK_MONOTONIC) - t0
+    end
+    assert_operator elapsed, :>=, 0.01
+    assert_hooks :kernel_sleep # Mutex#sleep
+  end
+
+  def test_thread_join_unblocks_from_other_thread
+    value = scheduled do
+      thread = Thread.new { sleep 0.01; 42 }
+      thread.value
+    end
+    assert_equal 42, value
+    assert_hooks :block, :unblock
+  end
+
+  def test_queue_fed_by_another_thread
+    queue = Queue.new
+    items = scheduled do
+      feeder = Thread.new { 5.times { |i| sleep 0.001; queue << i } }
+      got = Array.new(5) { queue.pop }
+      feeder.join
+      got
+    end
+    assert_equal [0, 1, 2, 3, 4], items
+  end
+
+  # A timeout and an unblock that both happen before the fiber runs again:
+  # the fiber must be resumed once, not twice.
+  def test_block_timeout_racing_unblock
+    queue = Queue.new
+    results = scheduled do
+      50.times.map do
+        Fiber.schedule { queue << :x }
+        queue.pop(timeout: 0)
+      end
+    end
+    assert_equal 50, results.size
+    assert_empty @machine.fiber_set
+  end
+
+  def test_block_and_unblock_directly
+    scheduler = UM::FiberScheduler.new(@machine)
+    results = []
+    with_scheduler(scheduler) do
+      waiter = Fiber.schedule { results << scheduler.block(:blocker, nil) }
+      Fiber.schedule { results << scheduler.block(:blocker, 0.001) }
+      Fiber.schedule { scheduler.unblock(:blocker, waiter) }
+      # An unblock for a fiber that is not blocked does nothing.
+      Fiber.schedule { scheduler.unblock(:blocker, Fiber.current) }
+    end
+    assert_equal [true, false], results
+  end
+
+  def test_timeout_timeout
+    result = scheduled do
+      Timeout.timeout(0.01) { sleep 1 }
+    rescue Timeout::Error => e
+      e
+    end
+    assert_kind_of Timeout::Error, result
+    assert_equal "execution expired", result.message
+    assert_hooks :timeout_after
+    assert_equal 0.01, @recorder.args(:timeout_after).first.first
+  end
+
+  def test_timeout_timeout_with_class_and_no_expiry
+    value = scheduled do
+      error = assert_raises(ArgumentError) { Timeout.timeout(0.01, ArgumentError, "slow") { sleep 1 } }
+      [error.message, Timeout.timeout(1) { :fast }]
+    end
+    assert_equal ["slow", :fast], value
+  end
+
+  def test_process_wait
+    status = scheduled do
+      pid = spawn("exit 3")
+      Process.wait(pid)
+      $?
+    end
+    assert_kind_of Process::Status, status
+    assert_equal 3, status.exitstatus
+    assert_hooks :process_wait
+  end
+
+  def test_process_wait2_any_child_and_nohang
+    results = scheduled do
+      pid = spawn("sleep 0.01")
+      none = Process.wait(pid, Process::WNOHANG)
+      waited, status = Process.wait2(-1)
+      [none, waited == pid, status.success?]
+    end
+    assert_equal [nil, true, true], results
+  end
+
+  def test_process_wait_no_child
+    error = scheduled { assert_raises(Errno::ECHILD) { Process.wait } }
+    assert_kind_of Errno::ECHILD, error
+  end
+
+  def test_system_backticks_and_popen
+    results = scheduled do
+      sys = system("exit 0")
+      failed = system("exit 4")
+      exit_status = $?.exitstatus
+      out = `echo hello`
+      popen = IO.popen(["cat"], "r+") { |io| io.write("ping"); io.close_write; io.read }
+      [sys, failed, exit_status, out, popen, $?.success?]
+    end
+    assert_equal [true, false, 4, "hello\n", "ping", true], results
+    assert_hooks :process_wait, :io_read
+  end
+
+  def test_processes_wait_concurrently
+    elapsed = scheduled do
+      t0 = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      5.times.map { Fiber.schedule { system("sleep 0.1") } }
+      Fiber.scheduler.machine.join(*Fiber.scheduler.machine.fiber_set.reject { |f| f == Fiber.current })
+      Process.clock_gettime(Process::CLOCK_MONOTONIC) - t0
+    end
+    # One after another would take 0.5 s.
+    assert_operator elapsed, :<, 0.4
+  end
+
+  def test_address_resolve
+    addresses = scheduled { Addrinfo.getaddrinfo("localhost", 80, nil, :STREAM).map(&:ip_address).uniq }
+    assert_includes addresses, "127.0.0.1"
+    assert_hooks :address_resolve
+    assert_equal [["localhost"]], @recorder.args(:address_resolve)
+  end
+
+  def test_address_resolve_strips_interface
+    scheduler = UM::FiberScheduler.new(@machine)
+    result = nil
+    with_scheduler(scheduler) { Fiber.schedule { result = scheduler.address_resolve("::1%lo") } }
+    assert_equal ["::1"], result
+  end
+
+  def test_address_resolve_unknown_host
+    error = scheduled do
+      Addrinfo.getaddrinfo("no-such-host.invalid", 80)
+    rescue SocketError => e
+      e
+    end
+    assert_kind_of SocketError, error
+    assert_hooks :address_resolve
+  end
+
+  def test_blocking_operation_wait_from_ruby
+    copied = scheduled do
+      size = 2 * 1024 * 1024 # Ruby offloads copies of 1 MiB and more
+      source = IO::Buffer.new(size)
+      source.set_string("x" * 16, size - 16)
+      target = IO::Buffer.new(size)
+      target.copy(source)
+      target.get_string(size - 16)
+    end
+    assert_equal "x" * 16, copied
+    assert_hooks :blocking_operation_wait
+  end
+
+  def test_blocking_operation_wait_runs_on_a_worker_thread
+    scheduler = UM::FiberScheduler.new(@machine)
+    threads = []
+    ticks = 0
+    with_scheduler(scheduler) do
+      Fiber.schedule do
+        scheduler.blocking_operation_wait(-> { sleep 0.02; threads << Thread.current })
+      end
+      Fiber.schedule { 5.times { sleep 0.001; ticks += 1 } }
+    end
+    refute_equal Thread.current, threads.first
+    assert_equal "um-worker", threads.first.name
+    # The other fiber ran while the work was going on.
+    assert_equal 5, ticks
+  end
+
+  def test_blocking_operation_wait_raises_the_work_error
+    scheduler = UM::FiberScheduler.new(@machine)
+    error = nil
+    with_scheduler(scheduler) do
+      Fiber.schedule do
+        scheduler.blocking_operation_wait(-> { raise IOError, "in work" })
+      rescue IOError => e
+        error = e
+      end
+    end
+    assert_equal "in work", error.message
+  end
+
+  # Interrupting the waiting fiber must not let it return while the work
+  # (whose memory the caller owns) still runs.
+  def test_blocking_operation_wait_defers_interrupts
+    scheduler = UM::FiberScheduler.new(@machine)
+    finished = false
+    error = nil
+    with_scheduler(scheduler) do
+      waiter = Fiber.schedule do
+        scheduler.blocking_operation_wait(-> { sleep 0.03; finished = true })
+      rescue RuntimeError => e
+        error = [e.message, finished]
+      end
+      Fiber.schedule { sleep 0.005; scheduler.machine.schedule(waiter, RuntimeError.new("stop")) }
+    end
+    assert_equal ["stop", true], error
+  end
+
+  def test_worker_pool
+    pool = UM::WorkerPool.shared
+    assert_same pool, UM::WorkerPool.shared
+    assert_equal Etc.nprocessors, pool.size
+    assert_raises(ArgumentError) { UM::WorkerPool.new(0) }
+
+    done = Thread::Queue.new
+    own = UM::WorkerPool.new(2)
+    4.times { |i| own.submit(-> { done << i }) }
+    assert_equal [0, 1, 2, 3], Array.new(4) { done.pop }.sort
+    assert_operator own.thread_count, :<=, 2
+  end
+
+  def test_fork_child_uses_a_fresh_machine
+    r, w = io_pipe
+    parent_machine = nil
+    results = scheduled do
+      parent_machine = Fiber.scheduler.machine
+      pid = fork do
+        r.close
+        scheduler = Fiber.scheduler
+        reader, writer = IO.pipe
+        Fiber.schedule { writer.write("from child fiber"); writer.close }
+        message = reader.read
+        pool_ok = IO::Buffer.new(2 * 1024 * 1024).copy(IO::Buffer.new(2 * 1024 * 1024)) # worker pool in the child
+        w.write([message, scheduler.machine.equal?(parent_machine), pool_ok].inspect)
+        w.close
+        exit!(0)
+      end
+      w.close
+      report = r.read
+      _, status = Process.wait2(pid)
+      [report, status.success?]
+    end
+    assert_equal [["from child fiber", false, 2 * 1024 * 1024].inspect, true], results
+    refute parent_machine.forked?
+  end
+
+  def test_scheduler_in_another_thread
+    value = Thread.new do
+      machine = UM.new
+      Fiber.set_scheduler(UM::FiberScheduler.new(machine))
+      result = []
+      Fiber.schedule { sleep 0.001; result << :a }
+      Fiber.schedule { result << :b }
+      Fiber.set_scheduler(nil)
+      result
+    end.value
+    assert_equal [:b, :a], value
+  end
+
+  # Hooks that only Ruby 4.0 and later call are called here the way that
+  # Ruby would.
+
+  def test_yield_hook
+    scheduler = UM::FiberScheduler.new(@machine)
+    order = []
+    with_scheduler(scheduler) do
+      Fiber.schedule { order << 1; scheduler.yield; order << 3 }
+      Fiber.schedule { order << 2 }
+    end
+    assert_equal [1, 2, 3], order
+  end
+
+  def test_fiber_interrupt_hook
+    scheduler = UM::FiberScheduler.new(@machine)
+    r, w = io_pipe
+    error = nil
+    with_scheduler(scheduler) do
+      reader = Fiber.schedule do
+        r.read(1)
+      rescue IOError => e
+        error = e
+      end
+      Thread.new { scheduler.fiber_interrupt(reader, IOError.new("stream closed in another thread")) }.join
+    end
+    assert_equal "stream closed in another thread", error.message
+    w.write("x")
+    assert_equal "x", r.read_nonblock(1) # the cancelled read took nothing
+  end
+
+  def test_io_close_hook
+    scheduler = UM::FiberScheduler.new(@machine)
+    r, w = UM.pipe
+    results = []
+    with_scheduler(scheduler) do
+      Fiber.schedule do
+        results << scheduler.io_close(r)
+        results << scheduler.io_close(r)
+      end
+    end
+    assert_equal [true, -Errno::EBADF::Errno], results
+    @machine.close(w)
+  end
+
+  def test_buffered_io_contract_detection
+    expected = defined?(IO::Buffer::VERSION) && IO::Buffer::VERSION >= 3 ? 4 : 3
+    assert_equal expected, UM::FiberScheduler::BUFFERED_IO_VERSION
+    hooks = expected == 4 ? UM::FiberScheduler::BufferedIOv4 : UM::FiberScheduler::BufferedIOv3
+    assert_includes UM::FiberScheduler.ancestors, hooks
+  end
+
+  # The Ruby 4.1 contract: (io, buffer, offset, length), length a maximum.
+  # Only the hooks are called: Ruby 3.4's own I/O would use the old order.
+  def test_buffered_io_v4_hooks
+    scheduler_class = Class.new(UM::FiberScheduler) { include UM::FiberScheduler::BufferedIOv4 }
+    scheduler = scheduler_class.new(@machine)
+    r, w = io_pipe
+    results = []
+    with_scheduler(scheduler) do
+      Fiber.schedule do
+        out = IO::Buffer.for(+"..hello world")
+        results << scheduler.io_write(w, out, 2, 5)
+        buffer = IO::Buffer.new(16)
+        results << scheduler.io_read(r, buffer, 3, 4)
+        results << buffer.get_string(3, 4)
+        Dir.mktmpdir do |dir|
+          File.open(File.join(dir, "f"), "w+") do |f|
+            results << scheduler.io_pwrite(f, IO::Buffer.for(+"abcdef"), 10, 1, 3)
+            results << scheduler.io_pread(f, buffer, 10, 0, 16)
+            results << buffer.get_string(0, 3)
+          end
+        end
+      end
+    end
+    assert_equal [5, 4, "hell", 3, 3, "bcd"], results
   end
 end

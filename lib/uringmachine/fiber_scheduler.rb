@@ -75,9 +75,16 @@ class UringMachine
       nil
     end
 
-    # Kernel#sleep: nil sleeps until the fiber is woken.
+    # Kernel#sleep, Mutex#sleep, ConditionVariable#wait: suspends the fiber
+    # for +duration+ seconds (nil: until woken). Ruby wakes such a sleep with
+    # #unblock (ConditionVariable#signal does), so this is a #block.
     def kernel_sleep(duration = nil)
-      duration.nil? ? machine.sleep : machine.sleep(duration)
+      return machine.snooze if duration&.zero?
+
+      fiber = Fiber.current
+      @blocked[fiber] = true
+      wait_for_unblock(fiber, duration)
+      nil
     end
 
     # Ruby 4.0: lets the other fibers run, then goes on.
