@@ -152,6 +152,30 @@ class FileOpsTest < UMTestCase
     assert_equal "ok!", buf
   end
 
+  def test_read_io_buffer_in_use_is_refused
+    r, w = pipe
+    buf = IO::Buffer.new(8)
+    f = @machine.spin { @machine.read(r, buf, 4) }
+    @machine.snooze
+    assert_raises(IO::Buffer::LockedError) { @machine.read(r, buf, 4, 4) }
+    @machine.write(w, "ok")
+    assert_equal 2, @machine.join(f)
+    refute buf.locked?
+  end
+
+  # A buffer its owner locked (as Ruby does for the fiber scheduler's hooks)
+  # is read into, and stays locked.
+  def test_read_into_io_buffer_locked_by_its_owner
+    r, w = pipe
+    buf = IO::Buffer.new(8)
+    @machine.write(w, "data")
+    buf.locked do
+      assert_equal 4, @machine.read(r, buf, 4)
+      assert buf.locked?
+    end
+    assert_equal "data", buf.get_string(0, 4)
+  end
+
   def test_write_partial_len_and_offsets
     File.write(path("w"), "")
     @machine.open(path("w"), UM::O_WRONLY) do |fd|

@@ -219,6 +219,8 @@ void *um_buffer_for_read(VALUE buffer, size_t maxlen, ssize_t *offset);
 void um_buffer_after_read(VALUE buffer, ssize_t offset, ssize_t count);
 const void *um_buffer_for_write(VALUE buffer, size_t *len);
 bool um_buffer_lock(VALUE buffer);
+VALUE um_io_buffer_lock(VALUE buffer);
+void um_io_buffer_unlock(VALUE buffer);
 void um_buffer_unlock(VALUE buffer);
 size_t um_buffer_default_read_len(VALUE buffer, ssize_t offset);
 VALUE um_buffer_stable(VALUE buffer);
@@ -308,6 +310,7 @@ void Init_um_proc_class(void);
 void Init_um_select_class(void);
 void Init_um_regbuf_class(void);
 void Init_um_fiber_scheduler_class(void);
+void Init_um_buffer(void);
 
 // um_class.c
 struct um *um_get_machine(VALUE self);

@@ -73,11 +73,29 @@ const void *um_buffer_for_write(VALUE buffer, size_t *len) {
   return base;
 }
 
+// Marks an IO::Buffer locked by the machine (an operation or a buffer
+// registration), as opposed to one locked by its owner.
+static ID id_um_locked;
+
+// Locks the IO::Buffer for the machine; raises IO::Buffer::LockedError if it
+// is already locked.
+VALUE um_io_buffer_lock(VALUE buffer) {
+  rb_io_buffer_lock(buffer);
+  rb_ivar_set(buffer, id_um_locked, Qtrue);
+  return buffer;
+}
+
+void um_io_buffer_unlock(VALUE buffer) {
+  rb_ivar_set(buffer, id_um_locked, Qfalse);
+  rb_io_buffer_try_unlock(buffer);
+}
+
 // Guards the buffer's memory against changes from Ruby while the kernel
-// uses it; returns whether it locked it (and must unlock it). A String
-// locked by another operation raises. An IO::Buffer that is already locked
-// is used as it is: Ruby hands the fiber scheduler locked buffers over
-// memory it owns, and the lock already keeps them from being resized.
+// uses it; returns whether it locked it (and must unlock it). A buffer in
+// use by another operation of a machine (or registered) raises. An
+// IO::Buffer locked by its owner is used as it is: Ruby hands the fiber
+// scheduler such buffers over memory it frees only after the hook returned,
+// and operations finish (or are cancelled and reaped) before that.
 bool um_buffer_lock(VALUE buffer) {
   if (RB_TYPE_P(buffer, T_STRING)) {
     rb_str_locktmp(buffer);
@@ -85,14 +103,19 @@ bool um_buffer_lock(VALUE buffer) {
   }
   void *base;
   size_t size;
-  if (rb_io_buffer_get_bytes(buffer, &base, &size) & RB_IO_BUFFER_LOCKED) return false;
-  rb_io_buffer_lock(buffer);
+  if (rb_io_buffer_get_bytes(buffer, &base, &size) & RB_IO_BUFFER_LOCKED) {
+    if (RTEST(rb_attr_get(buffer, id_um_locked)))
+      rb_raise(rb_const_get(rb_cIOBuffer, rb_intern("LockedError")),
+        "the buffer is in use by another operation or registered with a machine");
+    return false;
+  }
+  um_io_buffer_lock(buffer);
   return true;
 }
 
 void um_buffer_unlock(VALUE buffer) {
   if (RB_TYPE_P(buffer, T_STRING)) rb_str_unlocktmp(buffer);
-  else rb_io_buffer_unlock(buffer);
+  else um_io_buffer_unlock(buffer);
 }
 
 // A frozen String whose memory stays put while the kernel reads it, even if
@@ -132,4 +155,9 @@ void um_iovecs_advance(struct iovec **first, int *count, size_t n) {
     (*first)->iov_base = (char *)(*first)->iov_base + n;
     (*first)->iov_len -= n;
   }
+}
+
+void Init_um_buffer(void) {
+  // No leading @: invisible to Ruby code.
+  id_um_locked = rb_intern("__um_locked");
 }

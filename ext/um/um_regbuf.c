@@ -31,7 +31,7 @@ static void um_check_no_fixed_ops(struct um *m, const char *action) {
 }
 
 static void um_unlock_buffers(VALUE list, long count) {
-  for (long i = 0; i < count; i++) rb_io_buffer_try_unlock(RARRAY_AREF(list, i));
+  for (long i = 0; i < count; i++) um_io_buffer_unlock(RARRAY_AREF(list, i));
 }
 
 // Drops the current registration (if any) and unlocks its buffers.
@@ -52,10 +52,6 @@ VALUE um_unregister_buffers(struct um *m) {
   um_check_no_fixed_ops(m, "unregister");
   um_drop_registration(m);
   return Qnil;
-}
-
-static VALUE um_lock_buffer(VALUE buffer) {
-  return rb_io_buffer_lock(buffer);
 }
 
 static void um_raise_register_error(int err) {
@@ -103,7 +99,7 @@ VALUE um_register_buffers(struct um *m, VALUE buffers) {
 
   for (long i = 0; i < count; i++) {
     int state = 0;
-    rb_protect(um_lock_buffer, RARRAY_AREF(list, i), &state);
+    rb_protect(um_io_buffer_lock, RARRAY_AREF(list, i), &state);
     if (state) {
       um_unlock_buffers(list, i);
       rb_jump_tag(state);
