@@ -5,6 +5,12 @@ require "mkmf"
 abort "UringMachine runs on Linux only" unless RUBY_PLATFORM.include?("linux")
 abort "liburing is needed (Debian/Ubuntu: apt install liburing-dev)" unless have_library("uring", "io_uring_queue_init", "liburing.h")
 
+# TLS over the ring: the same libssl the openssl extension links.
+unless pkg_config("openssl") || (have_library("crypto", "ERR_get_error") && have_library("ssl", "SSL_new"))
+  abort "OpenSSL is needed (Debian/Ubuntu: apt install libssl-dev)"
+end
+abort "openssl/ssl.h is missing (Debian/Ubuntu: apt install libssl-dev)" unless have_header("openssl/ssl.h")
+
 # Helpers an older liburing lacks are supplied by um_compat.h.
 %w[io_uring_prep_cancel64 io_uring_get_events io_uring_submit_and_get_events io_uring_prep_futex_wait io_uring_prep_read_multishot
    io_uring_prep_bind io_uring_prep_listen io_uring_prep_waitid].each do |func|

@@ -238,6 +238,7 @@ struct um_transfer {
   int flags;              // recv/send flags
 };
 VALUE um_transfer(struct um *m, const struct um_transfer *t);
+VALUE um_transfer_raw(struct um *m, enum um_op_kind kind, int fd, void *ptr, size_t count, int32_t *res);
 VALUE um_open(struct um *m, VALUE path, int flags, mode_t mode);
 VALUE um_read(struct um *m, int fd, VALUE buffer, ssize_t maxlen, ssize_t buffer_offset, int64_t file_offset);
 VALUE um_write(struct um *m, int fd, VALUE buffer, ssize_t len, int64_t file_offset);
@@ -311,6 +312,7 @@ void Init_um_select_class(void);
 void Init_um_regbuf_class(void);
 void Init_um_fiber_scheduler_class(void);
 void Init_um_buffer(void);
+void Init_um_ssl_class(void);
 
 // um_class.c
 struct um *um_get_machine(VALUE self);

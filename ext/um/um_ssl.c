@@ -1,0 +1,307 @@
+// TLS over the ring: an OpenSSL BIO whose reads and writes are machine
+// operations (recv and send on the socket's fd), installed on the SSL object
+// of an OpenSSL::SSL::SSLSocket. OpenSSL calls the BIO from inside SSL_read,
+// SSL_write, SSL_connect... and the BIO suspends the calling fiber.
+//
+// Nothing may unwind through OpenSSL's frames: an exception that interrupts
+// a BIO operation (a timeout, #schedule with an exception) is caught, the
+// BIO fails with EINTR, and the exception is kept on the link until the
+// caller of OpenSSL raises it (um_ssl_raise_pending).
+#include "um.h"
+#include "um_ssl.h"
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+#include <openssl/err.h>
+#include <ruby/io.h>
+
+static ID id_link;
+static ID id_to_io;
+static BIO_METHOD *um_bio_method;
+static int um_bio_type;
+
+static void link_mark(void *ptr) {
+  struct um_ssl_link *link = ptr;
+  rb_gc_mark_movable(link->machine);
+  rb_gc_mark_movable(link->pending);
+}
+
+static void link_compact(void *ptr) {
+  struct um_ssl_link *link = ptr;
+  link->self = rb_gc_location(link->self);
+  link->machine = rb_gc_location(link->machine);
+  link->pending = rb_gc_location(link->pending);
+}
+
+// The BIO never touches the link once the SSL object frees it, and the SSL
+// object may be freed after the link (both die with the socket).
+static void link_free(void *ptr) {
+  free(ptr);
+}
+
+static size_t link_size(const void *ptr) {
+  return sizeof(struct um_ssl_link);
+}
+
+static const rb_data_type_t um_ssl_link_type = {
+  .wrap_struct_name = "UringMachine::SSLLink",
+  .function = { .dmark = link_mark, .dfree = link_free, .dsize = link_size, .dcompact = link_compact },
+  .flags = RUBY_TYPED_FREE_IMMEDIATELY | RUBY_TYPED_WB_PROTECTED,
+};
+
+// BIO callbacks
+
+struct um_bio_call {
+  struct um_ssl_link *link;
+  enum um_op_kind kind;
+  void *ptr;
+  size_t len;
+  int32_t res;
+  VALUE woken;
+};
+
+static VALUE um_bio_transfer(VALUE arg) {
+  struct um_bio_call *call = (struct um_bio_call *)arg;
+  struct um *m = um_get_machine(call->link->machine);
+  call->woken = um_transfer_raw(m, call->kind, call->link->fd, call->ptr, call->len, &call->res);
+  return Qnil;
+}
+
+static void um_link_keep_pending(struct um_ssl_link *link, VALUE value, int state) {
+  RB_OBJ_WRITE(link->self, &link->pending, value);
+  link->pending_state = state;
+  link->has_pending = true;
+}
+
+static int um_bio_io(BIO *bio, enum um_op_kind kind, void *ptr, int len) {
+  struct um_ssl_link *link = BIO_get_data(bio);
+  BIO_clear_retry_flags(bio);
+  if (!link) {
+    errno = EBADF;
+    return -1;
+  }
+  if (len <= 0) return 0;
+
+  struct um_bio_call call = { .link = link, .kind = kind, .ptr = ptr, .len = (size_t)len, .woken = Qundef };
+  int state = 0;
+  rb_protect(um_bio_transfer, (VALUE)&call, &state);
+  if (state) {
+    VALUE errinfo = rb_errinfo();
+    rb_set_errinfo(Qnil);
+    um_link_keep_pending(link, errinfo, state);
+    errno = EINTR;
+    return -1;
+  }
+  if (call.woken != Qundef) {
+    um_link_keep_pending(link, call.woken, 0);
+    errno = EINTR;
+    return -1;
+  }
+  if (call.res < 0) {
+    errno = -call.res;
+    return -1;
+  }
+  return call.res;
+}
+
+static int um_bio_read(BIO *bio, char *buf, int len) {
+  return um_bio_io(bio, OP_RECV, buf, len);
+}
+
+static int um_bio_write(BIO *bio, const char *buf, int len) {
+  return um_bio_io(bio, OP_SEND, (void *)buf, len);
+}
+
+static int um_bio_puts(BIO *bio, const char *str) {
+  return um_bio_write(bio, str, (int)strlen(str));
+}
+
+static long um_bio_ctrl(BIO *bio, int cmd, long num, void *ptr) {
+  // Writes go straight to the kernel: there is nothing to flush.
+  return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static int um_bio_create(BIO *bio) {
+  BIO_set_init(bio, 1);
+  return 1;
+}
+
+static int um_bio_destroy(BIO *bio) {
+  BIO_set_data(bio, NULL);
+  BIO_set_init(bio, 0);
+  return 1;
+}
+
+static BIO_METHOD *um_bio_method_get(void) {
+  if (um_bio_method) return um_bio_method;
+
+  int index = BIO_get_new_index();
+  BIO_METHOD *method = index < 0 ? NULL : BIO_meth_new(index | BIO_TYPE_SOURCE_SINK, "UringMachine");
+  if (!method) rb_raise(eUMError, "cannot create the OpenSSL BIO method");
+  BIO_meth_set_read(method, um_bio_read);
+  BIO_meth_set_write(method, um_bio_write);
+  BIO_meth_set_puts(method, um_bio_puts);
+  BIO_meth_set_ctrl(method, um_bio_ctrl);
+  BIO_meth_set_create(method, um_bio_create);
+  BIO_meth_set_destroy(method, um_bio_destroy);
+  um_bio_type = index | BIO_TYPE_SOURCE_SINK;
+  um_bio_method = method;
+  return method;
+}
+
+// The socket and its SSL object
+
+static VALUE um_ssl_socket_class(void) {
+  if (!rb_const_defined(rb_cObject, rb_intern("OpenSSL"))) return Qnil;
+  VALUE mOpenSSL = rb_const_get(rb_cObject, rb_intern("OpenSSL"));
+  if (!rb_const_defined(mOpenSSL, rb_intern("SSL"))) return Qnil;
+  VALUE mSSL = rb_const_get(mOpenSSL, rb_intern("SSL"));
+  if (!rb_const_defined(mSSL, rb_intern("SSLSocket"))) return Qnil;
+  return rb_const_get(mSSL, rb_intern("SSLSocket"));
+}
+
+SSL *um_ssl_get(VALUE sock) {
+  VALUE klass = um_ssl_socket_class();
+  if (NIL_P(klass) || !rb_obj_is_kind_of(sock, klass))
+    rb_raise(rb_eTypeError, "expected an OpenSSL::SSL::SSLSocket, not %s", rb_obj_classname(sock));
+  // The openssl extension keeps the SSL object in a TypedData of this name.
+  if (!RTYPEDDATA_P(sock) || strcmp(RTYPEDDATA_TYPE(sock)->wrap_struct_name, "OpenSSL/SSL") != 0)
+    rb_raise(rb_eTypeError, "%s holds no OpenSSL SSL object", rb_obj_classname(sock));
+  SSL *ssl = RTYPEDDATA_DATA(sock);
+  if (!ssl) rb_raise(eUMError, "the SSL socket is not initialized");
+  return ssl;
+}
+
+static struct um_ssl_link *um_ssl_link_of(VALUE sock) {
+  VALUE holder = rb_attr_get(sock, id_link);
+  return NIL_P(holder) ? NULL : RTYPEDDATA_DATA(holder);
+}
+
+static int um_ssl_socket_fd(VALUE sock) {
+  VALUE io = rb_funcall(sock, id_to_io, 0);
+  return rb_io_descriptor(io);
+}
+
+struct um_ssl_link *um_ssl_set_bio(VALUE machine, VALUE sock) {
+  SSL *ssl = um_ssl_get(sock);
+  struct um_ssl_link *link = um_ssl_link_of(sock);
+  BIO *rbio = SSL_get_rbio(ssl);
+  if (link && rbio && um_bio_method && BIO_method_type(rbio) == um_bio_type && BIO_get_data(rbio) == link) {
+    RB_OBJ_WRITE(link->self, &link->machine, machine);
+    return link;
+  }
+
+  int fd = um_ssl_socket_fd(sock);
+  BIO *bio = BIO_new(um_bio_method_get());
+  if (!bio) rb_raise(eUMError, "cannot create an OpenSSL BIO");
+
+  VALUE holder = TypedData_Make_Struct(rb_cObject, struct um_ssl_link, &um_ssl_link_type, link);
+  link->self = holder;
+  RB_OBJ_WRITE(holder, &link->machine, machine);
+  link->pending = Qnil;
+  link->fd = fd;
+  rb_ivar_set(sock, id_link, holder);
+  BIO_set_data(bio, link);
+  // One reference for both directions.
+  SSL_set_bio(ssl, bio, bio);
+  return link;
+}
+
+VALUE um_ssl_take_pending(VALUE sock, bool *found) {
+  struct um_ssl_link *link = um_ssl_link_of(sock);
+  *found = link && link->has_pending;
+  if (!*found) return Qnil;
+
+  VALUE value = link->pending;
+  int state = link->pending_state;
+  link->has_pending = false;
+  RB_OBJ_WRITE(link->self, &link->pending, Qnil);
+  if (state) {
+    if (rb_obj_is_kind_of(value, rb_eException)) rb_exc_raise(value);
+    rb_jump_tag(state);
+  }
+  return um_raise_if_exception(value);
+}
+
+// Raises the OpenSSL error queue's first error as OpenSSL::SSL::SSLError.
+static void um_ssl_raise_error(const char *func) {
+  char message[256] = "unknown error";
+  unsigned long err = ERR_get_error();
+  if (err) ERR_error_string_n(err, message, sizeof(message));
+  ERR_clear_error();
+  VALUE klass = rb_path2class("OpenSSL::SSL::SSLError");
+  rb_raise(klass, "%s: %s", func, message);
+}
+
+// After a failed SSL call: the exception or value that interrupted a BIO
+// operation, else the OpenSSL or system error. Returns (for a clean or
+// abrupt EOF) or raises.
+static VALUE um_ssl_fail(VALUE sock, int ret, int err, int saved_errno, const char *func) {
+  bool found;
+  VALUE pending = um_ssl_take_pending(sock, &found);
+  if (found) {
+    ERR_clear_error();
+    return pending;
+  }
+  switch (err) {
+    case SSL_ERROR_ZERO_RETURN:
+      return INT2FIX(0);
+    case SSL_ERROR_SYSCALL:
+      if (ERR_peek_error()) break;
+      // The peer closed the connection without a close_notify.
+      if (ret == 0 || saved_errno == 0) return INT2FIX(0);
+      rb_syserr_fail(saved_errno, func);
+  }
+  um_ssl_raise_error(func);
+  return Qnil;
+}
+
+VALUE um_ssl_read(VALUE machine, VALUE sock, VALUE buffer, size_t maxlen) {
+  um_ssl_set_bio(machine, sock);
+  SSL *ssl = um_ssl_get(sock);
+  if (maxlen > INT_MAX) maxlen = INT_MAX;
+
+  ssize_t offset = 0;
+  void *ptr = um_buffer_for_read(buffer, maxlen, &offset);
+  bool locked = um_buffer_lock(buffer);
+  ERR_clear_error();
+  int ret = SSL_read(ssl, ptr, (int)maxlen);
+  int err = ret > 0 ? SSL_ERROR_NONE : SSL_get_error(ssl, ret);
+  int saved_errno = errno;
+  if (locked) um_buffer_unlock(buffer);
+  um_buffer_after_read(buffer, offset, ret > 0 ? ret : 0);
+  if (ret > 0) return INT2NUM(ret);
+  return um_ssl_fail(sock, ret, err, saved_errno, "SSL_read");
+}
+
+VALUE um_ssl_write(VALUE machine, VALUE sock, VALUE buffer, ssize_t len) {
+  um_ssl_set_bio(machine, sock);
+  SSL *ssl = um_ssl_get(sock);
+  buffer = um_buffer_stable(buffer);
+  size_t size;
+  const char *ptr = um_buffer_for_write(buffer, &size);
+  if (len >= 0 && (size_t)len > size)
+    rb_raise(rb_eArgError, "length %zd exceeds the buffer size (%zu bytes)", len, size);
+  size_t left = len < 0 ? size : (size_t)len;
+  size_t total = 0;
+  while (left > 0) {
+    int chunk = left > INT_MAX ? INT_MAX : (int)left;
+    ERR_clear_error();
+    int ret = SSL_write(ssl, ptr + total, chunk);
+    if (ret <= 0) {
+      int err = SSL_get_error(ssl, ret);
+      VALUE v = um_ssl_fail(sock, ret, err, errno, "SSL_write");
+      if (v == INT2FIX(0)) rb_syserr_fail(EPIPE, "SSL_write");
+      return v;
+    }
+    total += (size_t)ret;
+    left -= (size_t)ret;
+  }
+  RB_GC_GUARD(buffer);
+  return SIZET2NUM(total);
+}
+
+void Init_um_ssl(void) {
+  id_link = rb_intern("__um_ssl_link");
+  id_to_io = rb_intern("to_io");
+}

@@ -1,0 +1,40 @@
+# frozen_string_literal: true
+
+class UringMachine
+  # call-seq: ssl_set_bio(ssl_socket) -> ssl_socket
+  #
+  # Routes the TLS record I/O of an OpenSSL::SSL::SSLSocket through the
+  # machine: a BIO whose reads and writes are recv and send operations on
+  # the socket's fd, suspending only the calling fiber. Afterwards the
+  # socket's own #connect, #accept, #write, #readpartial, #gets, #close...
+  # work unchanged, on the ring. Call it before #connect/#accept (or later:
+  # the BIO takes over from the next record). Calling it again does nothing
+  # (or moves the socket to this machine).
+  #
+  # Raises TypeError for anything but an OpenSSL::SSL::SSLSocket.
+  def ssl_set_bio(ssl_socket)
+    install_ssl_bio(ssl_socket)
+    ssl_socket.extend(SSLSocketOnRing) unless ssl_socket.is_a?(SSLSocketOnRing)
+    ssl_socket
+  end
+
+  # Extends an SSLSocket whose BIO runs on a machine. When an exception
+  # (a timeout, a terminate) interrupts a BIO operation, OpenSSL sees the
+  # operation fail with EINTR and the socket method raises its own error;
+  # this raises the original exception instead.
+  module SSLSocketOnRing
+    %i[
+      connect connect_nonblock accept accept_nonblock sysread sysread_nonblock
+      syswrite syswrite_nonblock stop sysclose
+    ].each do |name|
+      define_method(name) do |*args, **opts, &block|
+        super(*args, **opts, &block)
+      rescue SystemCallError, IOError, OpenSSL::SSL::SSLError
+        interruption = UringMachine.__send__(:ssl_interruption, self)
+        raise unless interruption
+
+        interruption.last
+      end
+    end
+  end
+end
