@@ -182,7 +182,7 @@ class UMIOTest < UMTestCase
   def test_bad_arguments
     r, _w = pipe
     assert_raises(ArgumentError) { UM::IO.new(@machine, r, :nope) }
-    assert_raises(UM::Error) { UM::IO.new(@machine, r, :ssl) }
+    assert_raises(TypeError) { UM::IO.new(@machine, r, :ssl) } # an fd is not an SSL socket
     assert_raises(TypeError) { UM::IO.new(@machine, "r") }
     assert_raises(TypeError) { UM::IO.new(:m, r) }
     io = @machine.io(r)

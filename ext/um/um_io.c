@@ -1,14 +1,29 @@
 // UM::IO engine. Each fill is one read or recv with buffer selection: the
 // kernel picks a pool buffer, which becomes a segment; segments go back to
 // the pool as soon as they are consumed. Data is copied once, from the pool
-// buffer into the String returned (read_each copies nothing).
+// buffer into the String returned (read_each copies nothing). In :ssl mode
+// a fill is one SSL_read of decrypted data into a malloc'd segment.
 #include "um.h"
 #include "um_buffers.h"
 #include "um_io.h"
+#include "um_ssl.h"
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
 #include <ruby/io/buffer.h>
+
+// Gives the segment's memory back (to the pool, or to malloc).
+static void um_io_segment_release(struct um *m, const char *ptr, uint32_t cqe_flags) {
+  if (cqe_flags == UM_IO_SEGMENT_MALLOC) free((void *)ptr);
+  else um_pool_recycle(m, cqe_flags);
+}
+
+// Releases every segment (when the UM::IO is freed).
+void um_io_release_segments(struct um_io *io) {
+  for (uint32_t i = io->head; i < io->count; i++)
+    um_io_segment_release(io->m, io->segments[i].ptr, io->segments[i].cqe_flags);
+  io->head = io->count = 0;
+}
 
 static void um_io_push_segment(struct um_io *io, const char *ptr, uint32_t len, uint32_t cqe_flags) {
   if (io->head == io->count) io->head = io->count = 0;
@@ -16,7 +31,7 @@ static void um_io_push_segment(struct um_io *io, const char *ptr, uint32_t len, 
     uint32_t cap = io->cap ? io->cap * 2 : 8;
     struct um_io_segment *segments = realloc(io->segments, cap * sizeof(struct um_io_segment));
     if (!segments) {
-      um_pool_recycle(io->m, cqe_flags);
+      um_io_segment_release(io->m, ptr, cqe_flags);
       rb_raise(rb_eNoMemError, "failed to grow UM::IO segments");
     }
     io->segments = segments;
@@ -26,10 +41,45 @@ static void um_io_push_segment(struct um_io *io, const char *ptr, uint32_t len, 
   io->pending += len;
 }
 
+// The largest TLS record's plaintext: one SSL_read returns at most this.
+#define UM_IO_SSL_CHUNK 16384
+
+static VALUE um_io_ssl_read_protected(VALUE arg) {
+  struct um_io *io = (struct um_io *)arg;
+  return um_ssl_read_raw(io->machine, io->target, io->ssl_chunk, UM_IO_SSL_CHUNK);
+}
+
+// The chunk is freed if the read raises (io->ssl_chunk points at it only
+// while it is read into).
+static bool um_io_fill_ssl(struct um_io *io) {
+  char *ptr = malloc(UM_IO_SSL_CHUNK);
+  if (!ptr) rb_raise(rb_eNoMemError, "failed to allocate a UM::IO segment");
+  int state = 0;
+  VALUE ret;
+  io->ssl_chunk = ptr;
+  do {
+    ret = rb_protect(um_io_ssl_read_protected, (VALUE)io, &state);
+    // A wake that is not an exception is ignored, as in the other modes.
+  } while (!state && !FIXNUM_P(ret));
+  io->ssl_chunk = NULL;
+  if (state) {
+    free(ptr);
+    rb_jump_tag(state);
+  }
+  if (ret == INT2FIX(0)) {
+    free(ptr);
+    io->eof = true;
+    return false;
+  }
+  um_io_push_segment(io, ptr, (uint32_t)FIX2LONG(ret), UM_IO_SEGMENT_MALLOC);
+  return true;
+}
+
 // Receives one more chunk; false at EOF.
 bool um_io_fill(struct um_io *io) {
   struct um *m = io->m;
   if (io->eof) return false;
+  if (io->mode == UM_IO_SSL) return um_io_fill_ssl(io);
   um_pool_ensure(m);
   while (true) {
     enum um_op_kind kind = io->mode == UM_IO_SOCKET ? OP_RECV : OP_READ;
@@ -83,7 +133,7 @@ static void um_io_consume(struct um_io *io, char *dest, size_t n) {
     seg->pos += take;
     n -= take;
     if (seg->pos == seg->len) {
-      um_pool_recycle(io->m, seg->cqe_flags);
+      um_io_segment_release(io->m, seg->ptr, seg->cqe_flags);
       io->head++;
     }
   }

@@ -5,20 +5,23 @@
 
 #include "um.h"
 
-enum um_io_mode { UM_IO_FD, UM_IO_SOCKET };
+enum um_io_mode { UM_IO_FD, UM_IO_SOCKET, UM_IO_SSL };
+
+// Marks a segment of malloc'd memory (decrypted TLS data), not a pool buffer.
+#define UM_IO_SEGMENT_MALLOC UINT32_MAX
 
 // A pool buffer holding received data not yet consumed.
 struct um_io_segment {
   const char *ptr;
   uint32_t len;
   uint32_t pos;
-  uint32_t cqe_flags;  // carries the buffer id, for giving it back
+  uint32_t cqe_flags;  // carries the buffer id, for giving it back (or UM_IO_SEGMENT_MALLOC)
 };
 
 struct um_io {
   VALUE machine;
   struct um *m;        // holds a reference: the segments live in its pool
-  VALUE target;
+  VALUE target;        // the fd, or the OpenSSL::SSL::SSLSocket (:ssl)
   int fd;
   enum um_io_mode mode;
   struct um_io_segment *segments;
@@ -26,9 +29,11 @@ struct um_io {
   size_t pending;      // bytes received, not yet consumed
   uint64_t consumed;   // bytes consumed since creation
   bool eof;
+  char *ssl_chunk;     // :ssl: the segment being read into
 };
 
 bool um_io_fill(struct um_io *io);
+void um_io_release_segments(struct um_io *io);
 VALUE um_io_read_to_delim(struct um_io *io, const char *delim, size_t dlen, size_t limit, bool strip_cr);
 VALUE um_io_read(struct um_io *io, long len);
 size_t um_io_skip(struct um_io *io, size_t len);

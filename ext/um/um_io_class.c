@@ -2,6 +2,7 @@
 #include "um.h"
 #include "um_buffers.h"
 #include "um_io.h"
+#include "um_ssl.h"
 
 static VALUE cIO;
 static VALUE sym_fd, sym_socket, sym_ssl;
@@ -21,7 +22,7 @@ static void io_compact(void *ptr) {
 static void io_free(void *ptr) {
   struct um_io *io = ptr;
   if (io->m) {
-    for (uint32_t i = io->head; i < io->count; i++) um_pool_recycle(io->m, io->segments[i].cqe_flags);
+    um_io_release_segments(io);
     um_unref(io->m);
   }
   free(io->segments);
@@ -56,11 +57,12 @@ static struct um_io *io_get(VALUE self) {
 }
 
 /*
- * call-seq: UM::IO.new(machine, fd, mode = nil) -> io
+ * call-seq: UM::IO.new(machine, target, mode = nil) -> io
  *
- * A buffered reader/writer on the fd, driven by the machine. +mode+ is :fd
- * (read/write, the default) or :socket (recv/send). (:ssl comes with the
- * SSL support and raises UM::Error for now.)
+ * A buffered reader/writer driven by the machine. +mode+ is :fd (the
+ * target is an fd: read/write, the default), :socket (an fd: recv/send) or
+ * :ssl (an OpenSSL::SSL::SSLSocket: decrypted data through the machine's
+ * BIO, installed with UringMachine#ssl_set_bio).
  */
 static VALUE io_initialize(int argc, VALUE *argv, VALUE self) {
   struct um_io *io;
@@ -69,16 +71,17 @@ static VALUE io_initialize(int argc, VALUE *argv, VALUE self) {
   rb_check_arity(argc, 2, 3);
   struct um *m = um_get_machine(argv[0]);
   VALUE mode = argc > 2 ? argv[2] : Qnil;
-  if (mode == sym_ssl) rb_raise(eUMError, "UM::IO mode :ssl is not supported yet");
-  if (!NIL_P(mode) && mode != sym_fd && mode != sym_socket)
-    rb_raise(rb_eArgError, "mode must be :fd or :socket, not %" PRIsVALUE, rb_inspect(mode));
-  if (!RB_INTEGER_TYPE_P(argv[1]))
+  if (!NIL_P(mode) && mode != sym_fd && mode != sym_socket && mode != sym_ssl)
+    rb_raise(rb_eArgError, "mode must be :fd, :socket or :ssl, not %" PRIsVALUE, rb_inspect(mode));
+  if (mode == sym_ssl)
+    rb_funcall(argv[0], rb_intern("ssl_set_bio"), 1, argv[1]);
+  else if (!RB_INTEGER_TYPE_P(argv[1]))
     rb_raise(rb_eTypeError, "target must be an Integer fd, not %s", rb_obj_classname(argv[1]));
 
   RB_OBJ_WRITE(self, &io->machine, argv[0]);
   RB_OBJ_WRITE(self, &io->target, argv[1]);
-  io->fd = NUM2INT(argv[1]);
-  io->mode = mode == sym_socket ? UM_IO_SOCKET : UM_IO_FD;
+  io->fd = mode == sym_ssl ? -1 : NUM2INT(argv[1]);
+  io->mode = mode == sym_ssl ? UM_IO_SSL : mode == sym_socket ? UM_IO_SOCKET : UM_IO_FD;
   io->m = m;
   m->refs++;
   return self;
@@ -183,10 +186,15 @@ static VALUE io_write(int argc, VALUE *argv, VALUE self) {
   struct um_io *io = io_get(self);
   for (int i = 0; i < argc; i++) um_arg_buffer(argv[i]);
   if (io->mode == UM_IO_SOCKET) return um_sendv(io->m, io->fd, argc, argv);
+  if (io->mode == UM_IO_SSL) {
+    size_t total = 0;
+    for (int i = 0; i < argc; i++) total += NUM2SIZET(um_ssl_write(io->machine, io->target, argv[i], -1));
+    return SIZET2NUM(total);
+  }
   return um_writev(io->m, io->fd, argc, argv, -1);
 }
 
-/* The fd. */
+/* The fd, or the SSL socket. */
 static VALUE io_target(VALUE self) {
   return io_get(self)->target;
 }

@@ -256,22 +256,33 @@ static VALUE um_ssl_fail(VALUE sock, int ret, int err, int saved_errno, const ch
   return Qnil;
 }
 
-VALUE um_ssl_read(VALUE machine, VALUE sock, VALUE buffer, size_t maxlen) {
+// One SSL_read into memory the caller keeps: the count (> 0), or what
+// um_ssl_fail makes of a failure (0 at EOF, a wake value) when it does not
+// raise. The BIO is installed first if needed.
+static VALUE um_ssl_read_once(VALUE machine, VALUE sock, void *ptr, size_t len, VALUE buffer) {
   um_ssl_set_bio(machine, sock);
   SSL *ssl = um_ssl_get(sock);
-  if (maxlen > INT_MAX) maxlen = INT_MAX;
-
-  ssize_t offset = 0;
-  void *ptr = um_buffer_for_read(buffer, maxlen, &offset);
-  bool locked = um_buffer_lock(buffer);
+  if (len > INT_MAX) len = INT_MAX;
+  bool locked = !NIL_P(buffer) && um_buffer_lock(buffer);
   ERR_clear_error();
-  int ret = SSL_read(ssl, ptr, (int)maxlen);
+  int ret = SSL_read(ssl, ptr, (int)len);
   int err = ret > 0 ? SSL_ERROR_NONE : SSL_get_error(ssl, ret);
   int saved_errno = errno;
   if (locked) um_buffer_unlock(buffer);
-  um_buffer_after_read(buffer, offset, ret > 0 ? ret : 0);
   if (ret > 0) return INT2NUM(ret);
   return um_ssl_fail(sock, ret, err, saved_errno, "SSL_read");
+}
+
+VALUE um_ssl_read_raw(VALUE machine, VALUE sock, void *ptr, size_t len) {
+  return um_ssl_read_once(machine, sock, ptr, len, Qnil);
+}
+
+VALUE um_ssl_read(VALUE machine, VALUE sock, VALUE buffer, size_t maxlen) {
+  ssize_t offset = 0;
+  void *ptr = um_buffer_for_read(buffer, maxlen, &offset);
+  VALUE ret = um_ssl_read_once(machine, sock, ptr, maxlen, buffer);
+  um_buffer_after_read(buffer, offset, FIXNUM_P(ret) ? FIX2LONG(ret) : 0);
+  return ret;
 }
 
 VALUE um_ssl_write(VALUE machine, VALUE sock, VALUE buffer, ssize_t len) {
