@@ -9,7 +9,7 @@ Gem::Specification.new do |s|
   s.description = "UringMachine runs fibers over Linux io_uring: every I/O call suspends only the calling fiber."
   s.authors     = ["The UringMachine developers"]
   s.license     = "MIT"
-  s.files       = Dir["lib/**/*.rb", "ext/**/*.{c,h,rb}", "sig/**/*.rbs", "README.md", "CHANGELOG.md", "LICENSE"]
+  s.files       = Dir["lib/**/*.rb", "ext/**/*.{c,h,rb}", "sig/**/*.rbs", "docs/**/*.md", "README.md", "CHANGELOG.md", "LICENSE"]
   s.extensions  = ["ext/um/extconf.rb"]
   s.require_paths = ["lib"]
   s.required_ruby_version = ">= 3.4"
