@@ -60,6 +60,12 @@ class FiberSchedulerTest < SchedulerTestCase
     assert_empty @machine.fiber_set
   end
 
+  def test_io_select_refuses_non_ios
+    error = scheduled { assert_raises(TypeError) { IO.select([Object.new], nil, nil, 0) } }
+    assert_match(/into IO/, error.message)
+    assert_hooks :io_select
+  end
+
   def test_kernel_sleep
     slept = scheduled do
       t0 = Process.clock_gettime(Process::CLOCK_MONOTONIC)

@@ -114,12 +114,12 @@ class UringMachine
       buffered = sets[0].select { |io| read_buffered?(io) }
       return [buffered, [], []] unless buffered.empty?
 
-      fds = sets.map { |set| set.map { |io| ::IO.try_convert(io).fileno } }
+      fds = sets.map { |set| set.map { |io| fileno_of(io) } }
       ready = with_timeout(timeout) { machine.select(*fds) }
       return nil if ready.nil? || ready.equal?(TimedOut)
 
-      sets.zip(ready).map do |set, ready_fds|
-        set.select { |io| ready_fds.include?(::IO.try_convert(io).fileno) }
+      sets.zip(fds, ready).map do |set, set_fds, ready_fds|
+        set.select.with_index { |_, i| ready_fds.include?(set_fds[i]) }
       end
     end
 
@@ -276,6 +276,10 @@ class UringMachine
     private_constant :BlockingJob
 
     private
+
+    def fileno_of(io)
+      ::IO.try_convert(io)&.fileno or raise TypeError, "no implicit conversion of #{io.class} into IO"
+    end
 
     def report(error)
       warn "#{Fiber.current.inspect} terminated with exception:\n" \
