@@ -68,6 +68,7 @@ enum um_op_flag {
   OP_F_LOCKED      = 1 << 10, // op->buffer was locked by us and must be unlocked
   OP_F_RESULT_FD   = 1 << 11, // res is a new fd: closed if nobody takes the result
   OP_F_RESULTS     = 1 << 12, // multishot: CQEs are queued in data.results
+  OP_F_UNSENT      = 1 << 13, // cancelled before submission: its SQE became a NOP
 };
 
 struct um_result {
@@ -86,6 +87,8 @@ struct um_op {
   uint32_t cqe_flags;
   uint32_t multishot_count;  // CQEs seen by a multishot op, not yet consumed
   const char *buf_ptr;       // data of the last CQE in a pool buffer
+  struct io_uring_sqe *sqe;  // its SQE, while sqe_seq is not yet submitted
+  uint64_t sqe_seq;          // m->sqe_seq when the SQE was taken
 
   VALUE fiber;   // fiber to schedule on completion
   VALUE value;   // value the fiber is resumed with (schedule entries, timeouts)
@@ -141,6 +144,8 @@ struct um {
   struct um_op_chunk *chunks;
 
   unsigned switch_count;   // consecutive runqueue switches (fairness)
+  uint64_t sqe_seq;        // SQEs taken for ops so far
+  uint64_t submitted_seq;  // sqe_seq at the last submission: later SQEs are unsent
   struct um_op *resumed_by; // the entry whose fiber was just transferred to
   bool ring_broken;        // waiting failed for good (e.g. the ring fd was closed)
 
@@ -233,9 +238,11 @@ struct um_transfer {
   int fd;
   VALUE buffer;
   ssize_t len;            // -1: the whole buffer (write/send)
-  ssize_t buffer_offset;  // read/recv: where in the buffer (negative: from the end)
+  ssize_t buffer_offset;  // where in the buffer (read/recv: negative counts from the end)
   int64_t file_offset;    // read/write: -1 for the current position
   int flags;              // recv/send flags
+  bool once;              // one attempt that does not wait (RWF_NOWAIT, MSG_DONTWAIT): EAGAIN is returned
+  bool no_raise;          // a failure returns -errno instead of raising
 };
 VALUE um_transfer(struct um *m, const struct um_transfer *t);
 VALUE um_transfer_raw(struct um *m, enum um_op_kind kind, int fd, void *ptr, size_t count, int32_t *res);

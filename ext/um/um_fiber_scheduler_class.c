@@ -1,7 +1,71 @@
 // What UM::FiberScheduler (lib/uringmachine/fiber_scheduler.rb) needs from
-// C: Ruby's read buffer of an IO, which no Ruby method shows.
+// C: the transfer loops of its buffered I/O hooks (without an exception per
+// EAGAIN), Ruby's read buffer of an IO, and the machine's thread.
 #include "um.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <ruby/io.h>
+#include <ruby/io/buffer.h>
+
+static VALUE sym_read, sym_write;
+
+// pread and pwrite need a seekable fd; io_uring would ignore the offset of
+// a pipe or a socket instead of failing.
+static bool um_unseekable(int fd) {
+  struct stat st;
+  return fstat(fd, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
+}
+
+/*
+ * call-seq: transfer(machine, direction, fd, buffer, length, offset, from) -> Integer
+ *
+ * Private: the loop of the io_read/io_write/io_pread/io_pwrite hooks.
+ * Transfers between the IO::Buffer (from +offset+) and the fd until at
+ * least +length+ bytes moved (0: one attempt, which answers -EAGAIN rather
+ * than waiting on an O_NONBLOCK fd), EOF, or the buffer's end; +from+ is
+ * the file offset (-1: the current position). Returns the bytes moved, or
+ * -errno when nothing moved.
+ */
+static VALUE um_fiber_scheduler_transfer(VALUE self, VALUE machine, VALUE direction, VALUE fd_v,
+    VALUE buffer, VALUE length_v, VALUE offset_v, VALUE from_v) {
+  struct um *m = um_get_machine(machine);
+  if (direction != sym_read && direction != sym_write)
+    rb_raise(rb_eArgError, "direction must be :read or :write");
+  int fd = um_arg_fd(fd_v);
+  size_t length = NUM2SIZET(length_v);
+  size_t offset = NUM2SIZET(offset_v);
+  int64_t from = NUM2LL(from_v);
+  if (!rb_obj_is_kind_of(buffer, rb_cIOBuffer))
+    rb_raise(rb_eTypeError, "buffer must be an IO::Buffer, not %s", rb_obj_classname(buffer));
+  if (from >= 0 && um_unseekable(fd)) return INT2NUM(-ESPIPE);
+
+  void *base;
+  size_t size;
+  rb_io_buffer_get_bytes(buffer, &base, &size);
+  if (offset > size) rb_raise(rb_eArgError, "offset %zu is beyond the buffer's %zu bytes", offset, size);
+
+  // One attempt on an O_NONBLOCK fd must not wait: read_nonblock and
+  // write_nonblock expect EAGAIN, and Ruby itself waits with #io_wait.
+  bool once = length == 0 && (fcntl(fd, F_GETFL) & O_NONBLOCK);
+  size_t total = 0;
+  while (offset < size) {
+    struct um_transfer t = {
+      .kind = direction == sym_read ? OP_READ : OP_WRITE, .fd = fd, .buffer = buffer,
+      .len = (ssize_t)(size - offset), .buffer_offset = (ssize_t)offset,
+      .file_offset = from < 0 ? -1 : from + (int64_t)total, .once = once, .no_raise = true
+    };
+    VALUE ret = um_transfer(m, &t);
+    // Woken by something that is not an exception: Ruby retries on EINTR.
+    long n = FIXNUM_P(ret) ? FIX2LONG(ret) : -EINTR;
+    if (n < 0) return total ? SIZET2NUM(total) : LONG2NUM(n);
+    if (n == 0) break;
+    total += (size_t)n;
+    offset += (size_t)n;
+    if (total >= length) break;
+  }
+  return SIZET2NUM(total);
+}
 
 /*
  * call-seq: read_buffered?(io) -> true or false
@@ -16,8 +80,22 @@ static VALUE um_fiber_scheduler_read_buffered_p(VALUE self, VALUE io) {
   return rb_io_read_pending(fptr) ? Qtrue : Qfalse;
 }
 
+/*
+ * call-seq: machine_thread?(machine) -> true or false
+ *
+ * Private: whether the calling thread owns the machine (Ruby calls some
+ * hooks from other threads).
+ */
+static VALUE um_fiber_scheduler_machine_thread_p(VALUE self, VALUE machine) {
+  return um_get_machine_unchecked(machine)->thread == rb_thread_current() ? Qtrue : Qfalse;
+}
+
 void Init_um_fiber_scheduler_class(void) {
+  sym_read = ID2SYM(rb_intern("read"));
+  sym_write = ID2SYM(rb_intern("write"));
   VALUE cUM = rb_const_get(rb_cObject, rb_intern("UringMachine"));
   VALUE cScheduler = rb_define_class_under(cUM, "FiberScheduler", rb_cObject);
+  rb_define_private_method(cScheduler, "transfer", um_fiber_scheduler_transfer, 7);
   rb_define_private_method(cScheduler, "read_buffered?", um_fiber_scheduler_read_buffered_p, 1);
+  rb_define_private_method(cScheduler, "machine_thread?", um_fiber_scheduler_machine_thread_p, 1);
 }

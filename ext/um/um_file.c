@@ -66,6 +66,10 @@ VALUE um_transfer(struct um *m, const struct um_transfer *t) {
     else {
       size_t size;
       ptr = (void *)um_buffer_for_write(buffer, &size);
+      if (offset < 0 || (size_t)offset > size)
+        rb_raise(rb_eArgError, "buffer offset %zd is out of range for a buffer of %zu bytes", offset, size);
+      ptr = (char *)ptr + offset;
+      size -= (size_t)offset;
       if (t->len >= 0 && (size_t)t->len > size)
         rb_raise(rb_eArgError, "length %zd exceeds the buffer size (%zu bytes)", t->len, size);
       count = t->len < 0 ? size : (size_t)t->len;
@@ -74,29 +78,33 @@ VALUE um_transfer(struct um *m, const struct um_transfer *t) {
     struct um_op *op = um_op_new(m, t->kind, flags);
     um_op_set_buffer(m, op, buffer);
     struct io_uring_sqe *sqe = um_get_sqe(m, op);
+    int nowait = t->once ? MSG_DONTWAIT : 0;
     switch (t->kind) {
       case OP_READ:
         io_uring_prep_read(sqe, t->fd, ptr, (unsigned)count, (uint64_t)t->file_offset);
+        if (t->once) sqe->rw_flags = RWF_NOWAIT;
         break;
       case OP_WRITE:
         io_uring_prep_write(sqe, t->fd, ptr, (unsigned)count, (uint64_t)t->file_offset);
+        if (t->once) sqe->rw_flags = RWF_NOWAIT;
         break;
       case OP_RECV:
-        io_uring_prep_recv(sqe, t->fd, ptr, count, t->flags);
+        io_uring_prep_recv(sqe, t->fd, ptr, count, t->flags | nowait);
         break;
       default: // MSG_NOSIGNAL always: a closed peer gives EPIPE, never SIGPIPE.
-        io_uring_prep_send(sqe, t->fd, ptr, count, t->flags | MSG_NOSIGNAL);
+        io_uring_prep_send(sqe, t->fd, ptr, count, t->flags | nowait | MSG_NOSIGNAL);
         break;
     }
 
     int32_t res;
     VALUE v = um_op_await(m, op, &res);
     if (v != Qundef) return v;
-    if (res == -EAGAIN && !(t->flags & MSG_DONTWAIT)) {
+    if (res == -EAGAIN && !(t->flags & MSG_DONTWAIT) && !t->once) {
       v = um_wait_ready(m, t->fd, reading ? POLLIN : POLLOUT);
       if (v != Qundef) return v;
       continue;
     }
+    if (res < 0 && t->no_raise) return INT2NUM(res);
     um_raise_on_error(res, um_transfer_name(t->kind));
     if (reading) um_buffer_after_read(buffer, offset, res);
     return INT2NUM(res);

@@ -223,6 +223,35 @@ void um_op_abandon(struct um *m, struct um_op *op, int *state, VALUE *errinfo, V
 // waited for where the kernel may touch caller memory) and, with release,
 // released; an exception it was resumed with is raised, another value is
 // returned in place of the result (as the 1.0 gem does).
+// Whether the op moved data before it could be abandoned: its result must
+// reach the caller, or the bytes would be lost (read) or sent twice (write).
+static bool um_op_moved_data(struct um_op *op) {
+  if (!(op->flags & OP_F_COMPLETED) || (op->flags & OP_F_MULTISHOT) || op->res <= 0) return false;
+  switch (op->kind) {
+    case OP_READ: case OP_WRITE: case OP_WRITEV: case OP_RECV: case OP_SEND: case OP_SENDV:
+    case OP_SENDMSG: case OP_RECVMSG:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// The wake that interrupted an op which completed anyway goes to the
+// fiber's next switch: a timer of #timeout goes back on the runqueue (its
+// block's end drops it, so it never fires late), another exception or value
+// is scheduled again. Returns false for a jump that is not an exception
+// (Thread#kill), which cannot wait.
+static bool um_op_redeliver(struct um *m, struct um_op *timer, int state, VALUE errinfo, VALUE pending) {
+  if (timer) {
+    if (!(timer->flags & OP_F_RUNQUEUE)) um_runqueue_push(m, timer);
+    return true;
+  }
+  VALUE value = state ? errinfo : pending;
+  if (state && !um_is_exception(value)) return false;
+  um_schedule(m, rb_fiber_current(), value);
+  return true;
+}
+
 static VALUE um_op_wait_for(struct um *m, struct um_op *op, bool release) {
   op->flags |= OP_F_HELD | OP_F_WAITING;
   RB_OBJ_WRITE(m->self, &op->fiber, rb_fiber_current());
@@ -234,10 +263,19 @@ static VALUE um_op_wait_for(struct um *m, struct um_op *op, bool release) {
     return Qundef;
   }
 
+  // A #timeout timer of this fiber (held until its block ends, so it stays
+  // valid); other wakers may go back to the pool at once.
+  struct um_op *waker = m->resumed_by;
+  struct um_op *timer = waker && waker != op && waker->kind == OP_TIMEOUT && (waker->flags & OP_F_HELD) &&
+    waker->fiber == op->fiber ? waker : NULL;
   VALUE pending = state ? Qnil : v;
   VALUE errinfo = state ? rb_errinfo() : Qnil;
   if (state) rb_set_errinfo(Qnil);
   um_op_abandon(m, op, &state, &errinfo, &pending);
+  if (release && um_op_moved_data(op) && um_op_redeliver(m, timer, state, errinfo, pending)) {
+    RB_GC_GUARD(errinfo);
+    return Qundef;
+  }
   if (!(op->flags & OP_F_RESULTS)) um_op_drop_result_fd(m, op);
   if (release) um_op_release(m, op);
   if (state) {

@@ -140,7 +140,7 @@ static void um_process_cqe(struct um *m, struct io_uring_cqe *cqe) {
     m->wakeup_armed = false;
     return;
   }
-  um_op_complete(m, op, cqe->res, cqe->flags);
+  um_op_complete(m, op, (op->flags & OP_F_UNSENT) ? -ECANCELED : cqe->res, cqe->flags);
 }
 
 // Processes every completion in the CQ; returns how many.
@@ -156,6 +156,7 @@ static unsigned um_process_ready_cqes(struct um *m) {
 }
 
 int um_submit(struct um *m) {
+  m->submitted_seq = m->sqe_seq;
   while (true) {
     int ret = io_uring_submit(&m->ring);
     if (ret >= 0) return ret;
@@ -180,6 +181,8 @@ struct io_uring_sqe *um_get_sqe(struct um *m, struct um_op *op) {
   }
   if (op) {
     io_uring_sqe_set_data(sqe, op);
+    op->sqe = sqe;
+    op->sqe_seq = ++m->sqe_seq;
     op->flags |= OP_F_IN_KERNEL;
     m->metrics.ops_pending++;
     m->metrics.total_ops++;
@@ -193,6 +196,17 @@ void um_op_cancel(struct um *m, struct um_op *op) {
   if (!(op->flags & OP_F_IN_KERNEL) || (op->flags & OP_F_CANCELED)) return;
 
   op->flags |= OP_F_CANCELED;
+  if (op->sqe_seq > m->submitted_seq) {
+    // Not submitted yet: the kernel never sees the operation, only a NOP
+    // that completes its record (as -ECANCELED). Nothing can have moved.
+    struct io_uring_sqe *sqe = op->sqe;
+    __u8 link = sqe->flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK);
+    io_uring_prep_nop(sqe);
+    sqe->flags = link;
+    io_uring_sqe_set_data(sqe, op);
+    op->flags |= OP_F_UNSENT;
+    return;
+  }
   struct io_uring_sqe *sqe = um_get_sqe(m, NULL);
   io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op, 0);
   io_uring_sqe_set_data64(sqe, UM_CANCEL_USER_DATA);
@@ -235,8 +249,10 @@ static void *um_wait_without_gvl(void *ptr) {
 // is interrupted; pending Ruby interrupts are then raised in the caller.
 void um_reap(struct um *m, bool block) {
   if (!block) {
-    if (m->defer_taskrun || io_uring_sq_ready(&m->ring))
+    if (m->defer_taskrun || io_uring_sq_ready(&m->ring)) {
+      m->submitted_seq = m->sqe_seq;
       io_uring_submit_and_get_events(&m->ring);
+    }
     um_process_ready_cqes(m);
     return;
   }
@@ -248,6 +264,7 @@ void um_reap(struct um *m, bool block) {
   }
 
   um_arm_wakeup(m);
+  m->submitted_seq = m->sqe_seq;
   struct um_wait_ctx ctx = { .m = m, .ret = -EINTR };
   double t0 = m->profile_mode ? um_monotonic_time() : 0;
   rb_thread_call_without_gvl(um_wait_without_gvl, &ctx, RUBY_UBF_IO, NULL);

@@ -207,15 +207,23 @@ struct um_ssl_link *um_ssl_set_bio(VALUE machine, VALUE sock) {
   return link;
 }
 
-VALUE um_ssl_take_pending(VALUE sock, bool *found) {
+// What interrupted the socket's last BIO operation (Qnil when nothing did),
+// taken from the link; *state is its rb_protect state (0: a plain value).
+VALUE um_ssl_take_pending(VALUE sock, bool *found, int *state) {
   struct um_ssl_link *link = um_ssl_link_of(sock);
   *found = link && link->has_pending;
+  *state = 0;
   if (!*found) return Qnil;
 
   VALUE value = link->pending;
-  int state = link->pending_state;
+  *state = link->pending_state;
   link->has_pending = false;
   RB_OBJ_WRITE(link->self, &link->pending, Qnil);
+  return value;
+}
+
+// Raises what interrupted a BIO operation, or returns a plain wake value.
+static VALUE um_ssl_raise_pending(VALUE value, int state) {
   if (state) {
     if (rb_obj_is_kind_of(value, rb_eException)) rb_exc_raise(value);
     rb_jump_tag(state);
@@ -238,10 +246,11 @@ static void um_ssl_raise_error(const char *func) {
 // abrupt EOF) or raises.
 static VALUE um_ssl_fail(VALUE sock, int ret, int err, int saved_errno, const char *func) {
   bool found;
-  VALUE pending = um_ssl_take_pending(sock, &found);
+  int state;
+  VALUE pending = um_ssl_take_pending(sock, &found, &state);
   if (found) {
     ERR_clear_error();
-    return pending;
+    return um_ssl_raise_pending(pending, state);
   }
   switch (err) {
     case SSL_ERROR_ZERO_RETURN:

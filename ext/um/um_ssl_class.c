@@ -62,15 +62,17 @@ static VALUE um_ssl_write_m(int argc, VALUE *argv, VALUE self) {
 }
 
 /*
- * call-seq: UringMachine.ssl_interruption(ssl_socket) -> [true, value] or nil
+ * call-seq: UringMachine.ssl_interruption(ssl_socket) -> [value] or nil
  *
- * Private: what interrupted the socket's last BIO operation. An exception
- * is raised; a plain wake value comes back as [true, value].
+ * Private: takes what interrupted the socket's last BIO operation (an
+ * exception, or the value the fiber was woken with), or nil.
  */
 static VALUE um_s_ssl_interruption(VALUE klass, VALUE sock) {
   bool found;
-  VALUE value = um_ssl_take_pending(sock, &found);
-  return found ? rb_assoc_new(Qtrue, value) : Qnil;
+  int state;
+  VALUE value = um_ssl_take_pending(sock, &found, &state);
+  if (found && state && !rb_obj_is_kind_of(value, rb_eException)) rb_jump_tag(state);
+  return found ? rb_ary_new_from_args(1, value) : Qnil;
 }
 
 void Init_um_ssl_class(void) {

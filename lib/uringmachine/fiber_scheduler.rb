@@ -95,12 +95,20 @@ class UringMachine
 
     # Waits until the IO is ready for some of the +events+ (IO::READABLE,
     # IO::PRIORITY, IO::WRITABLE); returns those ready, or false when the
-    # timeout passed first.
+    # timeout passed first. A nil timeout is the IO's own (IO#timeout):
+    # when that passes, IO::TimeoutError is raised, as Ruby does.
     def io_wait(io, events, timeout = nil)
+      return io_wait_blocking(io, events, timeout) unless machine_thread?(machine)
+
       fd = io.fileno
       mask = events & IO_WAIT_EVENTS
-      revents = with_timeout(timeout) { machine.poll(fd, mask) }
-      return false if revents.equal?(TimedOut)
+      io_timeout = timeout.nil? && io.timeout
+      revents = with_timeout(timeout || io_timeout) { machine.poll(fd, mask) }
+      if revents.equal?(TimedOut)
+        raise ::IO::TimeoutError, "Blocking operation timed out!" if io_timeout
+
+        return false
+      end
 
       # A hung-up or failed fd is ready for everything: the next read or
       # write reports what happened.
@@ -109,7 +117,7 @@ class UringMachine
 
     # IO.select on IOs (or objects with #to_io). Returns [r, w, e] of the
     # ready ones, or nil when the timeout passed first.
-    def io_select(readables, writables, exceptables, timeout = nil)
+    def io_select(readables, writables = nil, exceptables = nil, timeout = nil)
       sets = [readables, writables, exceptables].map { |set| Array(set) }
       buffered = sets[0].select { |io| read_buffered?(io) }
       return [buffered, [], []] unless buffered.empty?
@@ -208,43 +216,44 @@ class UringMachine
     end
 
     # Buffered I/O hooks of Ruby 3.1 to 4.0: +length+ is the least to
-    # transfer (0: one transfer), +offset+ the position in the buffer.
-    # Return bytes transferred or -errno.
+    # transfer (0: one attempt, answering -EAGAIN on a non-blocking fd that
+    # is not ready, after which Ruby calls #io_wait), +offset+ the position
+    # in the buffer. Return bytes transferred or -errno.
     module BufferedIOv3
       def io_read(io, buffer, length, offset = 0)
-        read_loop(io, buffer, length, offset, nil)
+        buffered_io(io, :read, buffer, length, offset, -1)
       end
 
       def io_write(io, buffer, length, offset = 0)
-        write_loop(io, buffer, length, offset, nil)
+        buffered_io(io, :write, buffer, length, offset, -1)
       end
 
       def io_pread(io, buffer, from, length, offset = 0)
-        read_loop(io, buffer, length, offset, from)
+        buffered_io(io, :read, buffer, length, offset, from)
       end
 
       def io_pwrite(io, buffer, from, length, offset = 0)
-        write_loop(io, buffer, length, offset, from)
+        buffered_io(io, :write, buffer, length, offset, from)
       end
     end
 
     # Buffered I/O hooks of Ruby 4.1 ("version 4"): offset first, +length+
-    # the most to transfer, one transfer.
+    # the most to transfer, one attempt.
     module BufferedIOv4
       def io_read(io, buffer, offset, length)
-        read_loop(io, buffer.slice(0, offset + length), 0, offset, nil)
+        buffered_io(io, :read, buffer.slice(0, offset + length), 0, offset, -1)
       end
 
       def io_write(io, buffer, offset, length)
-        write_loop(io, buffer.slice(0, offset + length), 0, offset, nil)
+        buffered_io(io, :write, buffer.slice(0, offset + length), 0, offset, -1)
       end
 
       def io_pread(io, buffer, from, offset, length)
-        read_loop(io, buffer.slice(0, offset + length), 0, offset, from)
+        buffered_io(io, :read, buffer.slice(0, offset + length), 0, offset, from)
       end
 
       def io_pwrite(io, buffer, from, offset, length)
-        write_loop(io, buffer.slice(0, offset + length), 0, offset, from)
+        buffered_io(io, :write, buffer.slice(0, offset + length), 0, offset, from)
       end
     end
 
@@ -276,6 +285,19 @@ class UringMachine
     private_constant :BlockingJob
 
     private
+
+    # IO.copy_stream runs on a worker thread (#blocking_operation_wait), and
+    # Ruby calls #io_wait from there when the copy has to wait: that thread
+    # waits by itself, with the GVL released.
+    def io_wait_blocking(io, events, timeout)
+      sets = [::IO::READABLE, ::IO::WRITABLE, ::IO::PRIORITY].map { |event| events.anybits?(event) ? [io] : nil }
+      ready = ::IO.select(*sets, timeout)
+      return false unless ready
+
+      [::IO::READABLE, ::IO::WRITABLE, ::IO::PRIORITY].each_with_index.sum do |event, i|
+        ready[i].empty? ? 0 : event
+      end
+    end
 
     def fileno_of(io)
       ::IO.try_convert(io)&.fileno or raise TypeError, "no implicit conversion of #{io.class} into IO"
@@ -362,50 +384,29 @@ class UringMachine
       TimedOut
     end
 
-    # The IO's timeout (IO#timeout) bounds each buffered I/O hook.
-    def with_io_timeout(io, &block)
+    # One buffered I/O hook, bounded by the IO's timeout (IO#timeout).
+    def buffered_io(io, direction, buffer, length, offset, from)
+      fd = io.fileno
       seconds = io.timeout
-      return yield if seconds.nil?
+      return transfer(machine, direction, fd, buffer, length, offset, from) if seconds.nil?
 
-      machine.timeout(seconds, ::IO::TimeoutError.new("Blocking operation timed out!"), &block)
-    end
-
-    def read_loop(io, buffer, length, offset, from)
-      fd = io.fileno
-      total = 0
-      with_io_timeout(io) do
-        loop do
-          space = buffer.size - offset
-          n = from ? machine.read(fd, buffer, space, offset, from + total) : machine.read(fd, buffer, space, offset)
-          break if n.zero?
-
-          total += n
-          offset += n
-          break if total >= length || offset >= buffer.size
-        end
+      machine.timeout(seconds, ::IO::TimeoutError.new("Blocking operation timed out!")) do
+        transfer(machine, direction, fd, buffer, length, offset, from)
       end
-      total
-    rescue SystemCallError => e
-      total.positive? ? total : -e.errno
-    end
-
-    def write_loop(io, buffer, length, offset, from)
-      fd = io.fileno
-      total = 0
-      with_io_timeout(io) do
-        loop do
-          chunk = offset.zero? ? buffer : buffer.slice(offset)
-          n = machine.write(fd, chunk, chunk.size, from ? from + total : -1)
-          break if n.zero?
-
-          total += n
-          offset += n
-          break if total >= length || offset >= buffer.size
-        end
-      end
-      total
-    rescue SystemCallError => e
-      total.positive? ? total : -e.errno
     end
   end
+
+  # Ruby 3.4's IO#pwrite calls the scheduler's io_pwrite hook from a region
+  # where the GVL is released (IO#pread calls io_pread before entering one):
+  # the hook's Ruby code then runs without the GVL and corrupts the VM (seen
+  # as a later IO#close spinning forever). So with a scheduler, pwrite runs
+  # as it does without one: a plain pwrite(2), which does not wait on a
+  # regular file and fails with ESPIPE on a pipe or a socket. IO::Buffer#pwrite
+  # still goes to the hook, safely.
+  module PwriteWithoutScheduler
+    def pwrite(object, offset)
+      Fiber.blocking { super }
+    end
+  end
+  ::IO.prepend(PwriteWithoutScheduler) if RUBY_VERSION < "3.5"
 end

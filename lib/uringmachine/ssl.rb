@@ -20,21 +20,33 @@ class UringMachine
 
   # Extends an SSLSocket whose BIO runs on a machine. When an exception
   # (a timeout, a terminate) interrupts a BIO operation, OpenSSL sees the
-  # operation fail with EINTR and the socket method raises its own error;
-  # this raises the original exception instead.
+  # operation fail with EINTR and the socket method raises its own error, or
+  # ignores it (the closing shutdown does); this raises the original
+  # exception instead, once the method is done.
   module SSLSocketOnRing
     %i[
       connect connect_nonblock accept accept_nonblock sysread sysread_nonblock
-      syswrite syswrite_nonblock stop sysclose
+      syswrite syswrite_nonblock sysclose
     ].each do |name|
       define_method(name) do |*args, **opts, &block|
-        super(*args, **opts, &block)
+        UringMachine.__send__(:ssl_interruption, self) # a stale one (from #stop) is dropped
+        result = super(*args, **opts, &block)
+        interruption = UringMachine.__send__(:ssl_interruption, self)
+        interruption ? __um_interrupted(interruption.first, result) : result
       rescue SystemCallError, IOError, OpenSSL::SSL::SSLError
         interruption = UringMachine.__send__(:ssl_interruption, self)
         raise unless interruption
 
-        interruption.last
+        __um_interrupted(interruption.first, nil)
       end
+    end
+
+    private
+
+    def __um_interrupted(value, result)
+      raise value if value.is_a?(Exception)
+
+      result || value
     end
   end
 end
