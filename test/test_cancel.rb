@@ -102,4 +102,49 @@ class CancelTest < UMTestCase
     assert_equal ["x"] * n, @machine.join(*readers)
     assert_no_pending_ops
   end
+
+  # Timeouts that fire as reads complete: the bytes already read are
+  # returned (the timeout is raised at the next wait), never dropped.
+  def test_timeouts_racing_reads_lose_no_data
+    r, w = socketpair
+    sent = 2000 * 8
+    writer = @machine.spin do
+      2000.times do |i|
+        @machine.send(w, format("%08d", i), 8, 0)
+        @machine.snooze if i % 7 == 0
+      end
+      @machine.shutdown(w, UM::SHUT_WR)
+    end
+    received = +""
+    timeouts = 0
+    loop do
+      buf = +""
+      n = @machine.timeout(0.0001 + rand * 0.0004, Timeout::Error) { @machine.recv(r, buf, 5, 0) }
+      break if n.zero?
+
+      received << buf
+    rescue Timeout::Error
+      timeouts += 1
+    end
+    @machine.join(writer)
+    assert_equal sent, received.bytesize
+    assert_equal 2000.times.map { |i| format("%08d", i) }.join, received
+    assert_no_pending_ops
+  end
+
+  # An op cancelled before it was submitted never reaches the kernel.
+  def test_cancel_before_submission
+    r, w = pipe
+    @machine.write(w, "data")
+    f = @machine.spin do
+      @machine.timeout(0.01, Timeout::Error) { @machine.read(r, +"", 4) }
+    rescue Timeout::Error => e
+      e
+    end
+    @machine.snooze # f prepares its read and waits; nothing is submitted yet
+    @machine.schedule(f, RuntimeError.new("before the read was submitted"))
+    assert_equal "before the read was submitted", @machine.join(f).message
+    assert_equal "data", read_once(r, 4) # the pipe still holds the data
+    assert_no_pending_ops
+  end
 end
