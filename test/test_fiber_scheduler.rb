@@ -273,13 +273,14 @@ class FiberSchedulerTest < SchedulerTestCase
   def test_processes_wait_concurrently
     r, w = io_pipe
     released_by = nil
-    watchdog = Thread.new { sleep 5; released_by ||= :watchdog; w.write("xyz") }
+    watchdog = Thread.new { sleep 5; released_by ||= :watchdog; w.write("x\ny\nz\n") }
     results = scheduled do
       waiters = 3.times.map do
-        Fiber.schedule { system("dd", "bs=1", "count=1", "status=none", in: r, out: File::NULL) }
+        # sh's read takes one line, a byte at a time, from a pipe
+        Fiber.schedule { system("sh", "-c", "read -r line", in: r) }
       end
       released_by ||= :fiber
-      w.write("xyz")
+      w.write("x\ny\nz\n")
       Fiber.scheduler.machine.join(*waiters)
     end
     watchdog.kill
