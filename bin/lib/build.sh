@@ -14,15 +14,21 @@ um_build_extension() {
     *) echo "unknown build variant: $variant" >&2; return 1 ;;
   esac
   local so="$out_dir/um_ext.so" build_dir="$UM_ROOT/tmp/build/$variant"
-  if [ ! -f "$so" ] || [ -n "$(find "$UM_ROOT/ext/um" -newer "$so" -type f | head -1)" ]; then
-    mkdir -p "$build_dir" "$out_dir"
-    (
-      cd "$build_dir"
-      env "${vars[@]}" "$ruby" "$UM_ROOT/ext/um/extconf.rb" >/dev/null
-      make -s clean >/dev/null && make -s -j"$(nproc)" >/dev/null
-    ) || { echo "build of the extension ($variant) failed" >&2; return 1; }
-    # A new inode: a process that has the old library loaded keeps it intact.
-    cp "$build_dir/um_ext.so" "$so.tmp" && mv "$so.tmp" "$so"
-  fi
+  mkdir -p "$build_dir" "$out_dir"
+  (
+    # One build at a time per variant: two test runs started together would
+    # otherwise compile into the same directory.
+    exec 8>"$build_dir.lock"
+    flock 8
+    if [ ! -f "$so" ] || [ -n "$(find "$UM_ROOT/ext/um" -newer "$so" -type f | head -1)" ]; then
+      (
+        cd "$build_dir"
+        env "${vars[@]}" "$ruby" "$UM_ROOT/ext/um/extconf.rb" >/dev/null
+        make -s clean >/dev/null && make -s -j"$(nproc)" >/dev/null
+      ) || { echo "build of the extension ($variant) failed" >&2; exit 1; }
+      # A new inode: a process that has the old library loaded keeps it intact.
+      cp "$build_dir/um_ext.so" "$so.tmp" && mv "$so.tmp" "$so"
+    fi
+  ) || return 1
   echo "$out_dir"
 }
