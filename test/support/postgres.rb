@@ -20,6 +20,10 @@ module TestPostgres
 
   MAX_CONNECTIONS = 40
   SUPERUSER = "postgres"
+  # The server is not ours to check: under UM_SANITIZE the sanitizer
+  # runtimes preloaded into the test process must not reach it (postgres
+  # hangs with them).
+  SERVER_ENV = { "LD_PRELOAD" => nil, "ASAN_OPTIONS" => nil, "UBSAN_OPTIONS" => nil }.freeze
 
   class << self
     # libpq connection parameters of the running server (started when needed).
@@ -70,7 +74,7 @@ module TestPostgres
 
     def run(*args)
       log = File.join(@dir, "setup.log")
-      ok = system(*command(*args), chdir: @dir, in: File::NULL, %i[out err] => [log, "a"])
+      ok = system(SERVER_ENV, *command(*args), chdir: @dir, in: File::NULL, %i[out err] => [log, "a"])
       return if ok
 
       output = [log, File.join(@dir, "server.log")].select { |f| File.exist?(f) }.map { |f| File.read(f) }.join
@@ -92,7 +96,7 @@ module TestPostgres
       script = "(trap '' INT TERM HUP; cat <&3 >/dev/null; " \
                "[ -f #{Shellwords.escape(pid_file)} ] && #{Shellwords.join(stop)} >/dev/null 2>&1; " \
                "rm -rf #{Shellwords.escape(@dir)}) &"
-      Process.wait(Process.spawn("sh", "-c", script, 3 => reader, 4 => done_writer, in: File::NULL,
+      Process.wait(Process.spawn(SERVER_ENV, "sh", "-c", script, 3 => reader, 4 => done_writer, in: File::NULL,
                                                      out: File::NULL, chdir: @dir, pgroup: true))
       reader.close
       done_writer.close
