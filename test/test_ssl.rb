@@ -455,6 +455,58 @@ class SSLTest < UMTestCase
     end
   end
 
+  # UM::IO in :ssl mode: buffered reads of decrypted data
+
+  def test_um_io_ssl_lines_and_records
+    server, client = connected_pair
+    s = @machine.spin do
+      @machine.io(server, :ssl) do |io|
+        lines = []
+        while (line = io.read_line)
+          break if line == "end"
+
+          lines << line
+        end
+        record = io.read(5)
+        io.write("got #{lines.size} lines and ", record, "\n")
+        [lines, io.target.equal?(server)]
+      end
+    end
+    c = @machine.spin do
+      1000.times { |i| client.write("line #{i}\r\n") }
+      client.write("end\nABCDE")
+      client.gets
+    end
+    (lines, same_target), reply = run_fibers!(s, c)
+    assert_equal 1000.times.map { |i| "line #{i}" }, lines
+    assert same_target
+    assert_equal "got 1000 lines and ABCDE\n", reply
+  end
+
+  def test_um_io_ssl_large_transfer_and_eof
+    server, client = connected_pair
+    data = Random.bytes(3 << 20)
+    s = @machine.spin do
+      io = @machine.io(server, :ssl)
+      chunks = []
+      io.read_each { |buffer| chunks << buffer.get_string }
+      [chunks.join, io.eof?]
+    end
+    c = @machine.spin do
+      @machine.ssl_write(client, data)
+      client.close # close_notify: EOF for the reader
+    end
+    (got, eof), = run_fibers!(s, c)
+    assert_equal Digest::SHA256.hexdigest(data), Digest::SHA256.hexdigest(got)
+    assert eof
+  end
+
+  def test_um_io_ssl_refuses_other_targets
+    r, _w = pipe
+    assert_raises(TypeError) { UM::IO.new(@machine, r, :ssl) }
+    assert_raises(TypeError) { UM::IO.new(@machine, :socket, :ssl) }
+  end
+
   # Argument errors
 
   def test_argument_errors
