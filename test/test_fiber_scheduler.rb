@@ -361,13 +361,18 @@ class FiberSchedulerTest < SchedulerTestCase
     scheduler = UM::FiberScheduler.new(@machine)
     finished = false
     error = nil
+    gate = Thread::Queue.new # the work ends only after the interruption
     with_scheduler(scheduler) do
       waiter = Fiber.schedule do
-        scheduler.blocking_operation_wait(-> { sleep 0.03; finished = true })
+        scheduler.blocking_operation_wait(-> { gate.pop; finished = true })
       rescue RuntimeError => e
         error = [e.message, finished]
       end
-      Fiber.schedule { sleep 0.005; scheduler.machine.schedule(waiter, RuntimeError.new("stop")) }
+      Fiber.schedule do
+        scheduler.machine.schedule(waiter, RuntimeError.new("stop"))
+        sleep 0.01
+        gate << :go
+      end
     end
     assert_equal ["stop", true], error
   end

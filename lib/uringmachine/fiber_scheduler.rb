@@ -169,10 +169,7 @@ class UringMachine
     # the caller, so this waits for the work to end even when interrupted;
     # the interruption is raised afterwards.
     def blocking_operation_wait(work)
-      job = BlockingJob.new(work, self, Fiber.current)
-      wait_for_job(job)
-      raise job.error if job.error
-
+      run_blocking(&work)
       nil
     end
 
