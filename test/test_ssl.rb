@@ -455,6 +455,30 @@ class SSLTest < UMTestCase
     end
   end
 
+  # read_nonblock and write_nonblock after ssl_set_bio behave as on a plain
+  # socket: one attempt, IO::WaitReadable when nothing is there.
+  def test_read_nonblock_after_ssl_set_bio
+    server, client = connected_pair
+    s = @machine.spin do
+      first = server.read_nonblock(100, exception: false)
+      raised = begin
+        server.read_nonblock(100)
+      rescue IO::WaitReadable => e
+        e.class
+      end
+      @machine.poll(server.to_io.fileno, UM::POLLIN) # what wait_readable would do
+      [first, raised, server.read_nonblock(100)]
+    end
+    c = @machine.spin do
+      @machine.sleep(0.01)
+      client.write_nonblock("ready")
+    end
+    (first, raised, data), = run_fibers!(s, c)
+    assert_equal :wait_readable, first
+    assert_operator raised, :<=, IO::WaitReadable
+    assert_equal "ready", data
+  end
+
   # UM::IO in :ssl mode: buffered reads of decrypted data
 
   def test_um_io_ssl_lines_and_records

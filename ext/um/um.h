@@ -245,7 +245,7 @@ struct um_transfer {
   bool no_raise;          // a failure returns -errno instead of raising
 };
 VALUE um_transfer(struct um *m, const struct um_transfer *t);
-VALUE um_transfer_raw(struct um *m, enum um_op_kind kind, int fd, void *ptr, size_t count, int32_t *res);
+VALUE um_transfer_raw(struct um *m, enum um_op_kind kind, int fd, void *ptr, size_t count, bool once, int32_t *res);
 VALUE um_open(struct um *m, VALUE path, int flags, mode_t mode);
 VALUE um_read(struct um *m, int fd, VALUE buffer, ssize_t maxlen, ssize_t buffer_offset, int64_t file_offset);
 VALUE um_write(struct um *m, int fd, VALUE buffer, ssize_t len, int64_t file_offset);

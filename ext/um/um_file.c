@@ -112,19 +112,21 @@ VALUE um_transfer(struct um *m, const struct um_transfer *t) {
 }
 
 // One recv or send between memory the caller keeps until this returns and
-// a socket, retried on EAGAIN. Returns Qundef with *res set (bytes or
-// -errno), or the value the fiber was woken with; raises an exception it
-// was woken with. The op waits for its cancellation, so the memory is never
-// touched after the return.
-VALUE um_transfer_raw(struct um *m, enum um_op_kind kind, int fd, void *ptr, size_t count, int32_t *res) {
+// a socket, retried on EAGAIN (with once, one attempt that does not wait:
+// EAGAIN is returned). Returns Qundef with *res set (bytes or -errno), or
+// the value the fiber was woken with; raises an exception it was woken
+// with. The op waits for its cancellation, so the memory is never touched
+// after the return.
+VALUE um_transfer_raw(struct um *m, enum um_op_kind kind, int fd, void *ptr, size_t count, bool once, int32_t *res) {
+  int flags = once ? MSG_DONTWAIT : 0;
   while (true) {
     struct um_op *op = um_op_new(m, kind, OP_F_CALLER_MEM);
     struct io_uring_sqe *sqe = um_get_sqe(m, op);
-    if (kind == OP_RECV) io_uring_prep_recv(sqe, fd, ptr, count, 0);
-    else io_uring_prep_send(sqe, fd, ptr, count, MSG_NOSIGNAL);
+    if (kind == OP_RECV) io_uring_prep_recv(sqe, fd, ptr, count, flags);
+    else io_uring_prep_send(sqe, fd, ptr, count, flags | MSG_NOSIGNAL);
 
     VALUE v = um_op_await(m, op, res);
-    if (v != Qundef || *res != -EAGAIN) return v;
+    if (v != Qundef || *res != -EAGAIN || once) return v;
     v = um_wait_ready(m, fd, kind == OP_RECV ? POLLIN : POLLOUT);
     if (v != Qundef) return v;
   }

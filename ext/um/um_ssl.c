@@ -63,7 +63,7 @@ struct um_bio_call {
 static VALUE um_bio_transfer(VALUE arg) {
   struct um_bio_call *call = (struct um_bio_call *)arg;
   struct um *m = um_get_machine(call->link->machine);
-  call->woken = um_transfer_raw(m, call->kind, call->link->fd, call->ptr, call->len, &call->res);
+  call->woken = um_transfer_raw(m, call->kind, call->link->fd, call->ptr, call->len, call->link->nonblock, &call->res);
   return Qnil;
 }
 
@@ -95,6 +95,13 @@ static int um_bio_io(BIO *bio, enum um_op_kind kind, void *ptr, int len) {
   if (call.woken != Qundef) {
     um_link_keep_pending(link, call.woken, 0);
     errno = EINTR;
+    return -1;
+  }
+  if (call.res == -EAGAIN && link->nonblock) {
+    // OpenSSL answers SSL_ERROR_WANT_READ/WRITE: read_nonblock and friends
+    // report IO::WaitReadable/WaitWritable, as on a plain socket.
+    if (kind == OP_RECV) BIO_set_retry_read(bio);
+    else BIO_set_retry_write(bio);
     return -1;
   }
   if (call.res < 0) {
@@ -175,6 +182,11 @@ SSL *um_ssl_get(VALUE sock) {
 static struct um_ssl_link *um_ssl_link_of(VALUE sock) {
   VALUE holder = rb_attr_get(sock, id_link);
   return NIL_P(holder) ? NULL : RTYPEDDATA_DATA(holder);
+}
+
+void um_ssl_set_nonblock(VALUE sock, bool on) {
+  struct um_ssl_link *link = um_ssl_link_of(sock);
+  if (link) link->nonblock = on;
 }
 
 static int um_ssl_socket_fd(VALUE sock) {

@@ -13,6 +13,7 @@ struct um_ssl_link {
   VALUE pending;      // an exception or wake value caught in a BIO callback
   int pending_state;  // rb_protect's state for it (0: a plain wake value)
   bool has_pending;
+  bool nonblock;      // a *_nonblock method is running: EAGAIN goes back to OpenSSL
   int fd;
 };
 
@@ -22,6 +23,7 @@ VALUE um_ssl_take_pending(VALUE sock, bool *found, int *state);
 VALUE um_ssl_read(VALUE machine, VALUE sock, VALUE buffer, size_t maxlen);
 VALUE um_ssl_read_raw(VALUE machine, VALUE sock, void *ptr, size_t len);
 VALUE um_ssl_write(VALUE machine, VALUE sock, VALUE buffer, ssize_t len);
+void um_ssl_set_nonblock(VALUE sock, bool on);
 void Init_um_ssl(void);
 
 #endif

@@ -75,6 +75,17 @@ static VALUE um_s_ssl_interruption(VALUE klass, VALUE sock) {
   return found ? rb_ary_new_from_args(1, value) : Qnil;
 }
 
+/*
+ * call-seq: UringMachine.ssl_nonblock(ssl_socket, on) -> nil
+ *
+ * Private: while on, the socket's BIO makes one attempt that does not wait
+ * and lets OpenSSL report WANT_READ/WANT_WRITE (for the *_nonblock methods).
+ */
+static VALUE um_s_ssl_nonblock(VALUE klass, VALUE sock, VALUE on) {
+  um_ssl_set_nonblock(sock, RTEST(on));
+  return Qnil;
+}
+
 void Init_um_ssl_class(void) {
   Init_um_ssl();
   VALUE cUM = rb_const_get(rb_cObject, rb_intern("UringMachine"));
@@ -82,4 +93,5 @@ void Init_um_ssl_class(void) {
   rb_define_method(cUM, "ssl_read", um_ssl_read_m, 3);
   rb_define_method(cUM, "ssl_write", um_ssl_write_m, -1);
   rb_define_private_method(rb_singleton_class(cUM), "ssl_interruption", um_s_ssl_interruption, 1);
+  rb_define_private_method(rb_singleton_class(cUM), "ssl_nonblock", um_s_ssl_nonblock, 2);
 }

@@ -22,14 +22,18 @@ class UringMachine
   # (a timeout, a terminate) interrupts a BIO operation, OpenSSL sees the
   # operation fail with EINTR and the socket method raises its own error, or
   # ignores it (the closing shutdown does); this raises the original
-  # exception instead, once the method is done.
+  # exception instead, once the method is done. The *_nonblock methods make
+  # one attempt that does not wait, so read_nonblock gives
+  # IO::WaitReadable (or :wait_readable) as on a plain socket.
   module SSLSocketOnRing
     %i[
       connect connect_nonblock accept accept_nonblock sysread sysread_nonblock
       syswrite syswrite_nonblock sysclose
     ].each do |name|
+      nonblock = name.end_with?("_nonblock")
       define_method(name) do |*args, **opts, &block|
         UringMachine.__send__(:ssl_interruption, self) # a stale one (from #stop) is dropped
+        UringMachine.__send__(:ssl_nonblock, self, true) if nonblock
         result = super(*args, **opts, &block)
         interruption = UringMachine.__send__(:ssl_interruption, self)
         interruption ? __um_interrupted(interruption.first, result) : result
@@ -38,6 +42,8 @@ class UringMachine
         raise unless interruption
 
         __um_interrupted(interruption.first, nil)
+      ensure
+        UringMachine.__send__(:ssl_nonblock, self, false) if nonblock
       end
     end
 
