@@ -127,7 +127,7 @@ class FiberSchedulerTest < SchedulerTestCase
       [full, room, queue.pop]
     end
     assert_nil results[0]
-    assert_same results[1], results[1] # pushed: returns the queue
+    assert_same queue, results[1] # pushed: push returns the queue
     assert_equal 3, results[2]
     assert_hooks :block, :unblock
   end
