@@ -9,20 +9,16 @@ class FiberSchedulerIntegrationTest < SchedulerTestCase
   # A limit for each test's whole run (see #within_timeout).
   TEST_TIMEOUT = ENV["UM_GC_STRESS"] == "1" ? 600 : 10
 
-  def test_queue_many_producers_and_consumers
-    recorder, consumed = within_timeout do
-      produce_and_consume(Thread::Queue.new, producers: 4, items: 500, consumers: 3, finish: :sentinel)
+  # Queue and SizedQueue; consumers stopped by sentinels or by #close.
+  def test_queues_many_producers_and_consumers
+    [[Thread::Queue, :sentinel], [Thread::Queue, :close], [Thread::SizedQueue, :sentinel]].each do |klass, finish|
+      queue = klass == Thread::SizedQueue ? klass.new(10) : klass.new
+      recorder, consumed = within_timeout do
+        produce_and_consume(queue, producers: 4, items: 500, consumers: 3, finish: finish)
+      end
+      assert_all_consumed_once(consumed, 4, 500)
+      assert_hooks(:fiber, :block, :unblock, recorder: recorder)
     end
-    assert_all_consumed_once(consumed, 4, 500)
-    assert_hooks(:fiber, :block, :unblock, recorder: recorder)
-  end
-
-  def test_queue_consumers_stop_on_close
-    recorder, consumed = within_timeout do
-      produce_and_consume(Thread::Queue.new, producers: 4, items: 500, consumers: 3, finish: :close)
-    end
-    assert_all_consumed_once(consumed, 4, 500)
-    assert_hooks(:fiber, :block, :unblock, recorder: recorder)
   end
 
   def test_sized_queue_blocks_producers
@@ -36,14 +32,6 @@ class FiberSchedulerIntegrationTest < SchedulerTestCase
     end
     assert_all_consumed_once(consumed, 4, 500)
     assert_operator blocked_producers, :>, 0, "producers never found the queue full"
-    assert_hooks(:fiber, :block, :unblock, recorder: recorder)
-  end
-
-  def test_sized_queue_with_sentinels
-    recorder, consumed = within_timeout do
-      produce_and_consume(Thread::SizedQueue.new(10), producers: 4, items: 500, consumers: 3, finish: :sentinel)
-    end
-    assert_all_consumed_once(consumed, 4, 500)
     assert_hooks(:fiber, :block, :unblock, recorder: recorder)
   end
 

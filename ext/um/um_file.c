@@ -47,6 +47,28 @@ static const char *um_transfer_name(enum um_op_kind kind) {
   }
 }
 
+// Prepares a read, write, recv or send; with once, an attempt that does not
+// wait (RWF_NOWAIT, MSG_DONTWAIT).
+static void um_prep_transfer(struct io_uring_sqe *sqe, enum um_op_kind kind, int fd, void *ptr, size_t count,
+    int64_t file_offset, int flags, bool once) {
+  switch (kind) {
+    case OP_READ:
+      io_uring_prep_read(sqe, fd, ptr, (unsigned)count, (uint64_t)file_offset);
+      if (once) sqe->rw_flags = RWF_NOWAIT;
+      break;
+    case OP_WRITE:
+      io_uring_prep_write(sqe, fd, ptr, (unsigned)count, (uint64_t)file_offset);
+      if (once) sqe->rw_flags = RWF_NOWAIT;
+      break;
+    case OP_RECV:
+      io_uring_prep_recv(sqe, fd, ptr, count, flags | (once ? MSG_DONTWAIT : 0));
+      break;
+    default: // MSG_NOSIGNAL always: a closed peer gives EPIPE, never SIGPIPE.
+      io_uring_prep_send(sqe, fd, ptr, count, flags | (once ? MSG_DONTWAIT : 0) | MSG_NOSIGNAL);
+      break;
+  }
+}
+
 // One read, write, recv or send between the buffer and the fd. io_uring
 // answers EAGAIN on an O_NONBLOCK fd instead of waiting: the transfer is
 // retried once the fd is ready (unless MSG_DONTWAIT asked for EAGAIN).
@@ -78,23 +100,7 @@ VALUE um_transfer(struct um *m, const struct um_transfer *t) {
     struct um_op *op = um_op_new(m, t->kind, flags);
     um_op_set_buffer(m, op, buffer);
     struct io_uring_sqe *sqe = um_get_sqe(m, op);
-    int nowait = t->once ? MSG_DONTWAIT : 0;
-    switch (t->kind) {
-      case OP_READ:
-        io_uring_prep_read(sqe, t->fd, ptr, (unsigned)count, (uint64_t)t->file_offset);
-        if (t->once) sqe->rw_flags = RWF_NOWAIT;
-        break;
-      case OP_WRITE:
-        io_uring_prep_write(sqe, t->fd, ptr, (unsigned)count, (uint64_t)t->file_offset);
-        if (t->once) sqe->rw_flags = RWF_NOWAIT;
-        break;
-      case OP_RECV:
-        io_uring_prep_recv(sqe, t->fd, ptr, count, t->flags | nowait);
-        break;
-      default: // MSG_NOSIGNAL always: a closed peer gives EPIPE, never SIGPIPE.
-        io_uring_prep_send(sqe, t->fd, ptr, count, t->flags | nowait | MSG_NOSIGNAL);
-        break;
-    }
+    um_prep_transfer(sqe, t->kind, t->fd, ptr, count, t->file_offset, t->flags, t->once);
 
     int32_t res;
     VALUE v = um_op_await(m, op, &res);
@@ -118,12 +124,9 @@ VALUE um_transfer(struct um *m, const struct um_transfer *t) {
 // with. The op waits for its cancellation, so the memory is never touched
 // after the return.
 VALUE um_transfer_raw(struct um *m, enum um_op_kind kind, int fd, void *ptr, size_t count, bool once, int32_t *res) {
-  int flags = once ? MSG_DONTWAIT : 0;
   while (true) {
     struct um_op *op = um_op_new(m, kind, OP_F_CALLER_MEM);
-    struct io_uring_sqe *sqe = um_get_sqe(m, op);
-    if (kind == OP_RECV) io_uring_prep_recv(sqe, fd, ptr, count, flags);
-    else io_uring_prep_send(sqe, fd, ptr, count, flags | MSG_NOSIGNAL);
+    um_prep_transfer(um_get_sqe(m, op), kind, fd, ptr, count, -1, 0, once);
 
     VALUE v = um_op_await(m, op, res);
     if (v != Qundef || *res != -EAGAIN || once) return v;

@@ -217,12 +217,6 @@ void um_op_abandon(struct um *m, struct um_op *op, int *state, VALUE *errinfo, V
   if (op->flags & OP_F_RUNQUEUE) um_runqueue_remove(m, op);
 }
 
-// Suspends the calling fiber until the op completes. Returns Qundef when it
-// did; the op is still held and the caller reads op->res, then releases it.
-// When the fiber is resumed otherwise, the op is abandoned (cancelled, and
-// waited for where the kernel may touch caller memory) and, with release,
-// released; an exception it was resumed with is raised, another value is
-// returned in place of the result (as the 1.0 gem does).
 // Whether the op moved data before it could be abandoned: its result must
 // reach the caller, or the bytes would be lost (read) or sent twice (write).
 static bool um_op_moved_data(struct um_op *op) {
@@ -252,6 +246,12 @@ static bool um_op_redeliver(struct um *m, struct um_op *timer, int state, VALUE 
   return true;
 }
 
+// Suspends the calling fiber until the op completes. Returns Qundef when it
+// did; the op is still held and the caller reads op->res, then releases it.
+// When the fiber is resumed otherwise, the op is abandoned (cancelled, and
+// waited for where the kernel may touch caller memory) and, with release,
+// released; an exception it was resumed with is raised, another value is
+// returned in place of the result (as the 1.0 gem does).
 static VALUE um_op_wait_for(struct um *m, struct um_op *op, bool release) {
   op->flags |= OP_F_HELD | OP_F_WAITING;
   RB_OBJ_WRITE(m->self, &op->fiber, rb_fiber_current());

@@ -29,26 +29,25 @@ void um_timespec_set(struct __kernel_timespec *ts, double seconds) {
   ts->tv_nsec = (long long)((seconds - whole) * 1e9);
 }
 
-void um_runqueue_push(struct um *m, struct um_op *op) {
+// Links the op at the tail of the runqueue, or at its head.
+static void um_runqueue_insert(struct um *m, struct um_op *op, bool head) {
   assert(!(op->flags & OP_F_RUNQUEUE));
   op->flags |= OP_F_RUNQUEUE;
-  op->next = NULL;
-  op->prev = m->runqueue_tail;
-  if (m->runqueue_tail) m->runqueue_tail->next = op;
+  op->prev = head ? NULL : m->runqueue_tail;
+  op->next = head ? m->runqueue_head : NULL;
+  if (op->prev) op->prev->next = op;
   else m->runqueue_head = op;
-  m->runqueue_tail = op;
+  if (op->next) op->next->prev = op;
+  else m->runqueue_tail = op;
   m->metrics.ops_runqueue++;
 }
 
+void um_runqueue_push(struct um *m, struct um_op *op) {
+  um_runqueue_insert(m, op, false);
+}
+
 void um_runqueue_unshift(struct um *m, struct um_op *op) {
-  assert(!(op->flags & OP_F_RUNQUEUE));
-  op->flags |= OP_F_RUNQUEUE;
-  op->prev = NULL;
-  op->next = m->runqueue_head;
-  if (m->runqueue_head) m->runqueue_head->prev = op;
-  else m->runqueue_tail = op;
-  m->runqueue_head = op;
-  m->metrics.ops_runqueue++;
+  um_runqueue_insert(m, op, true);
 }
 
 void um_runqueue_remove(struct um *m, struct um_op *op) {

@@ -158,13 +158,18 @@ static BIO_METHOD *um_bio_method_get(void) {
 
 // The socket and its SSL object
 
+// OpenSSL::SSL::SSLSocket, once the openssl library is loaded (Qnil before).
+static VALUE cSSLSocket = Qnil;
+
 static VALUE um_ssl_socket_class(void) {
+  if (!NIL_P(cSSLSocket)) return cSSLSocket;
   if (!rb_const_defined(rb_cObject, rb_intern("OpenSSL"))) return Qnil;
   VALUE mOpenSSL = rb_const_get(rb_cObject, rb_intern("OpenSSL"));
   if (!rb_const_defined(mOpenSSL, rb_intern("SSL"))) return Qnil;
   VALUE mSSL = rb_const_get(mOpenSSL, rb_intern("SSL"));
   if (!rb_const_defined(mSSL, rb_intern("SSLSocket"))) return Qnil;
-  return rb_const_get(mSSL, rb_intern("SSLSocket"));
+  cSSLSocket = rb_const_get(mSSL, rb_intern("SSLSocket"));
+  return cSSLSocket;
 }
 
 SSL *um_ssl_get(VALUE sock) {
@@ -194,13 +199,13 @@ static int um_ssl_socket_fd(VALUE sock) {
   return rb_io_descriptor(io);
 }
 
-struct um_ssl_link *um_ssl_set_bio(VALUE machine, VALUE sock) {
+SSL *um_ssl_set_bio(VALUE machine, VALUE sock) {
   SSL *ssl = um_ssl_get(sock);
   struct um_ssl_link *link = um_ssl_link_of(sock);
   BIO *rbio = SSL_get_rbio(ssl);
   if (link && rbio && um_bio_method && BIO_method_type(rbio) == um_bio_type && BIO_get_data(rbio) == link) {
     RB_OBJ_WRITE(link->self, &link->machine, machine);
-    return link;
+    return ssl;
   }
 
   int fd = um_ssl_socket_fd(sock);
@@ -216,7 +221,7 @@ struct um_ssl_link *um_ssl_set_bio(VALUE machine, VALUE sock) {
   BIO_set_data(bio, link);
   // One reference for both directions.
   SSL_set_bio(ssl, bio, bio);
-  return link;
+  return ssl;
 }
 
 // What interrupted the socket's last BIO operation (Qnil when nothing did),
@@ -279,10 +284,8 @@ static VALUE um_ssl_fail(VALUE sock, int ret, int err, int saved_errno, const ch
 
 // One SSL_read into memory the caller keeps: the count (> 0), or what
 // um_ssl_fail makes of a failure (0 at EOF, a wake value) when it does not
-// raise. The BIO is installed first if needed.
-static VALUE um_ssl_read_once(VALUE machine, VALUE sock, void *ptr, size_t len, VALUE buffer) {
-  um_ssl_set_bio(machine, sock);
-  SSL *ssl = um_ssl_get(sock);
+// raise. +buffer+ (or Qnil) is the object that memory belongs to.
+static VALUE um_ssl_read_once(SSL *ssl, VALUE sock, void *ptr, size_t len, VALUE buffer) {
   if (len > INT_MAX) len = INT_MAX;
   bool locked = !NIL_P(buffer) && um_buffer_lock(buffer);
   ERR_clear_error();
@@ -295,20 +298,20 @@ static VALUE um_ssl_read_once(VALUE machine, VALUE sock, void *ptr, size_t len, 
 }
 
 VALUE um_ssl_read_raw(VALUE machine, VALUE sock, void *ptr, size_t len) {
-  return um_ssl_read_once(machine, sock, ptr, len, Qnil);
+  return um_ssl_read_once(um_ssl_set_bio(machine, sock), sock, ptr, len, Qnil);
 }
 
 VALUE um_ssl_read(VALUE machine, VALUE sock, VALUE buffer, size_t maxlen) {
+  SSL *ssl = um_ssl_set_bio(machine, sock);
   ssize_t offset = 0;
   void *ptr = um_buffer_for_read(buffer, maxlen, &offset);
-  VALUE ret = um_ssl_read_once(machine, sock, ptr, maxlen, buffer);
+  VALUE ret = um_ssl_read_once(ssl, sock, ptr, maxlen, buffer);
   um_buffer_after_read(buffer, offset, FIXNUM_P(ret) ? FIX2LONG(ret) : 0);
   return ret;
 }
 
 VALUE um_ssl_write(VALUE machine, VALUE sock, VALUE buffer, ssize_t len) {
-  um_ssl_set_bio(machine, sock);
-  SSL *ssl = um_ssl_get(sock);
+  SSL *ssl = um_ssl_set_bio(machine, sock);
   buffer = um_buffer_stable(buffer);
   size_t size;
   const char *ptr = um_buffer_for_write(buffer, &size);
@@ -334,6 +337,7 @@ VALUE um_ssl_write(VALUE machine, VALUE sock, VALUE buffer, ssize_t len) {
 }
 
 void Init_um_ssl(void) {
+  rb_gc_register_address(&cSSLSocket);
   id_link = rb_intern("__um_ssl_link");
   id_to_io = rb_intern("to_io");
 }

@@ -18,7 +18,7 @@ struct um_ssl_link {
 };
 
 SSL *um_ssl_get(VALUE sock);
-struct um_ssl_link *um_ssl_set_bio(VALUE machine, VALUE sock);
+SSL *um_ssl_set_bio(VALUE machine, VALUE sock);
 VALUE um_ssl_take_pending(VALUE sock, bool *found, int *state);
 VALUE um_ssl_read(VALUE machine, VALUE sock, VALUE buffer, size_t maxlen);
 VALUE um_ssl_read_raw(VALUE machine, VALUE sock, void *ptr, size_t len);

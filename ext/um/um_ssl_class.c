@@ -4,13 +4,6 @@
 #include "um.h"
 #include "um_ssl.h"
 
-// Checks the machine's owner; the socket is checked by um_ssl_get.
-static VALUE um_ssl_machine(VALUE self, VALUE sock) {
-  um_get_machine(self);
-  um_ssl_get(sock);
-  return self;
-}
-
 /*
  * call-seq: install_ssl_bio(ssl_socket) -> ssl_socket
  *
@@ -18,7 +11,8 @@ static VALUE um_ssl_machine(VALUE self, VALUE sock) {
  * #ssl_set_bio).
  */
 static VALUE um_install_ssl_bio_m(VALUE self, VALUE sock) {
-  um_ssl_set_bio(um_ssl_machine(self, sock), sock);
+  um_get_machine(self);
+  um_ssl_set_bio(self, sock);
   return sock;
 }
 
@@ -36,7 +30,7 @@ static VALUE um_install_ssl_bio_m(VALUE self, VALUE sock) {
  * the socket's.
  */
 static VALUE um_ssl_read_m(VALUE self, VALUE sock, VALUE buffer, VALUE maxlen) {
-  um_ssl_machine(self, sock);
+  um_get_machine(self); // the socket is checked by um_ssl_set_bio, before any use
   um_arg_buffer(buffer);
   if (NIL_P(maxlen)) rb_raise(rb_eTypeError, "maxlen must be an Integer, not nil");
   ssize_t len = um_arg_len(maxlen, "maxlen");
@@ -55,7 +49,7 @@ static VALUE um_ssl_write_m(int argc, VALUE *argv, VALUE self) {
   rb_check_arity(argc, 2, 3);
   VALUE sock = argv[0];
   VALUE buffer = argv[1];
-  um_ssl_machine(self, sock);
+  um_get_machine(self); // the socket is checked by um_ssl_set_bio, before any use
   um_arg_buffer(buffer);
   ssize_t len = argc > 2 ? um_arg_len(argv[2], "len") : -1;
   return um_ssl_write(self, sock, buffer, len);

@@ -79,11 +79,7 @@ class UringMachine
     # for +duration+ seconds (nil: until woken). Ruby wakes such a sleep with
     # #unblock (ConditionVariable#signal does), so this is a #block.
     def kernel_sleep(duration = nil)
-      return machine.snooze if duration&.zero?
-
-      fiber = Fiber.current
-      @blocked[fiber] = true
-      wait_for_unblock(fiber, duration)
+      duration&.zero? ? machine.snooze : block(:sleep, duration)
       nil
     end
 
