@@ -1,0 +1,84 @@
+# frozen_string_literal: true
+
+require "etc"
+require "json"
+require "time"
+
+module Bench
+  # Turns medians into the table, the target check and the JSON file.
+  module Report
+    # [scenario, implementation, peer, minimum ratio of ops/s], from issue 5.
+    TARGETS = [
+      *%w[pipe socketpair].flat_map do |s|
+        [[s, "um", "c", 0.5], [s, "um", "async_epoll", 1.5], [s, "um_fs", "c", 0.1], [s, "um_fs", "async_epoll", 1.2]]
+      end,
+      ["mutex_cpu", "um", "threads", 1.0],
+      ["queue", "um", "threads", 2.0],
+      ["mutex_io", "um", "threads", 2.0]
+    ].freeze
+
+    def self.machine
+      {
+        cpu: File.read("/proc/cpuinfo")[/^model name\s*:\s*(.+)$/, 1],
+        cores: Etc.nprocessors,
+        kernel: Etc.uname[:release],
+        ruby: RUBY_DESCRIPTION,
+        liburing: `dpkg-query -W -f='${Version}' liburing-dev 2>/dev/null`.strip,
+        gems: %w[async io-event].to_h { [it, Gem.loaded_specs[it]&.version&.to_s] },
+        date: Time.now.utc.iso8601
+      }
+    end
+
+    def self.row(result)
+      { ops_per_s: result.ops_per_s.round, wall: result.wall.round(4), cpu: result.cpu.round(4),
+        rss_kb: result.rss_kb, base_rss_kb: result.base_rss_kb, rounds: result.rounds }
+    end
+
+    # medians: { scenario name => { impl => Result } }
+    def self.targets(medians)
+      TARGETS.filter_map do |scenario, impl, peer, min|
+        mine = medians.dig(scenario, impl)
+        theirs = medians.dig(scenario, peer)
+        next unless mine && theirs
+        ratio = mine.ops_per_s / theirs.ops_per_s
+        { scenario:, impl:, peer:, min:, ratio: ratio.round(3), met: ratio >= min }
+      end
+    end
+
+    def self.human(n)
+      return format("%.2fM", n / 1e6) if n >= 1e6
+      return format("%.1fK", n / 1e3) if n >= 1e3
+      format("%.0f", n)
+    end
+
+    def self.scenario_table(scenario, medians)
+      rows = medians.map do |impl, r|
+        ratios = %w[c threads].map { |peer| (p = medians[peer]) ? format("%.3f", r.ops_per_s / p.ops_per_s) : "" }
+        [impl, human(r.ops_per_s), format("%.3f", r.wall), format("%.3f", r.cpu),
+         format("%.1f", r.rss_kb / 1024.0), *ratios]
+      end
+      heading = "#{scenario.name} (#{scenario.params.map { "#{_1} #{_2}" }.join(', ')})"
+      markdown(heading, ["impl", "ops/s", "wall s", "cpu s", "peak RSS MiB", "x c", "x threads"], rows)
+    end
+
+    def self.cost_table(work, entries)
+      rows = entries.map do |e|
+        [e[:groups].to_s, e[:impl], human(e[:ops_per_s]), format("%.1f", e[:rss_per_group_kb])]
+      end
+      markdown("cost: #{work}", ["groups", "impl", "ops/s", "RSS KiB per group"], rows)
+    end
+
+    def self.targets_table(targets)
+      rows = targets.map do |t|
+        ["#{t[:scenario]}", "#{t[:impl]} / #{t[:peer]}", format("%.3f", t[:ratio]), ">= #{t[:min]}", t[:met] ? "met" : "MISSED"]
+      end
+      markdown("targets", ["scenario", "ratio of ops/s", "measured", "target", ""], rows)
+    end
+
+    def self.markdown(heading, header, rows)
+      lines = ["### #{heading}", "", "| #{header.join(' | ')} |", "|#{header.map { '---' }.join('|')}|"]
+      lines.concat(rows.map { "| #{it.join(' | ')} |" })
+      lines.join("\n") + "\n"
+    end
+  end
+end

@@ -1,0 +1,49 @@
+# frozen_string_literal: true
+
+require "json"
+require "open3"
+require "rbconfig"
+
+module Bench
+  # Runs one measurement in a child process and reads back its JSON line.
+  module Runner
+    CHILD = File.expand_path("child.rb", __dir__)
+    LIB = File.expand_path("../../lib", __dir__)
+
+    Result = Data.define(:ops, :wall, :cpu, :rss_kb, :base_rss_kb, :rounds) do
+      def ops_per_s = ops / wall
+    end
+
+    # Raised when a child fails or prints something that is not a result.
+    class ChildFailed < StandardError; end
+
+    def self.command(impl, scenario)
+      if impl == "c"
+        dir = ENV.fetch("UM_BENCH_C_DIR") { raise ChildFailed, "UM_BENCH_C_DIR is not set (run bin/bench)" }
+        p = scenario.params
+        [File.join(dir, scenario.name), p.fetch(:groups), p.fetch(:count), scenario.min_time].map(&:to_s)
+      else
+        [RbConfig.ruby, "-I", LIB, "-rbundler/setup", CHILD, impl, scenario.name,
+         JSON.generate(scenario.params), scenario.expected_ops, scenario.min_time].map(&:to_s)
+      end
+    end
+
+    def self.run(impl, scenario)
+      out, err, status = Open3.capture3(*command(impl, scenario))
+      unless status.success?
+        raise ChildFailed, "#{impl} #{scenario.name} #{scenario.params} failed (#{status}): #{err.strip}"
+      end
+      fields = JSON.parse(out.lines.last.to_s, symbolize_names: true)
+      result = Result.new(**fields)
+      if impl == "c" && result.ops != scenario.expected_ops * result.rounds
+        raise ChildFailed, "c #{scenario.name}: #{result.ops} operations in #{result.rounds} rounds"
+      end
+      result
+    rescue JSON::ParserError
+      raise ChildFailed, "#{impl} #{scenario.name} printed no result: #{out.inspect} #{err.strip}"
+    end
+
+    # The run with the median operations per second.
+    def self.median(results) = results.sort_by(&:ops_per_s)[results.size / 2]
+  end
+end
