@@ -8,6 +8,7 @@
 #   UM_BENCH_SCALE=0.1   shrinks every scenario (default 1.0)
 #   UM_BENCH_RUNS=5      runs per measurement; the median is kept (default 3)
 #   UM_BENCH_IMPLS=um,c  only these implementations
+#   UM_BENCH_YJIT=0      Ruby children without YJIT (default: with)
 
 require "fileutils"
 require "json"
@@ -38,7 +39,8 @@ module Bench
       tables.concat(cost_tables) if cost
       puts tables
 
-      title = "#{machine[:cpu]}, #{machine[:cores]} cores, Linux #{machine[:kernel]}, Ruby #{RUBY_VERSION}"
+      title = "#{machine[:cpu]}, #{machine[:cores]} cores, Linux #{machine[:kernel]}, " \
+              "Ruby #{RUBY_VERSION}#{' + YJIT' if machine[:yjit]}"
       Chart.scenarios(medians, @out, title) if medians.any?
       Chart.cost(cost, @out, "cost of concurrency: #{title}") if cost
       File.write(File.join(@out, "results.md"), tables.join("\n"))

@@ -17,6 +17,23 @@ class MachineTest < UMTestCase
     assert_equal 128, UM.new(size: 128).size
   end
 
+  # The ring's memory is the kernel's; the GC is told about it, and
+  # ObjectSpace counts it, so a machine's size is not just its struct.
+  def test_ring_memory_is_reported
+    require "objspace"
+    small = UM.new(64)
+    large = UM.new(4096)
+    ring = ->(size) { size * (64 + 4) + size * 4 * 16 }
+    assert_operator ObjectSpace.memsize_of(small), :>=, ring.(small.size)
+    assert_operator ObjectSpace.memsize_of(large) - ObjectSpace.memsize_of(small), :>=, ring.(large.size) - ring.(small.size)
+    GC.disable # a GC in between would reset the counter
+    before = GC.stat(:malloc_increase_bytes)
+    UM.new(4096)
+    assert_operator GC.stat(:malloc_increase_bytes) - before, :>=, ring.(4096)
+  ensure
+    GC.enable
+  end
+
   def test_new_bad_arguments
     assert_raises(TypeError) { UM.new("64") }
     assert_raises(TypeError) { UM.new(1.5) }

@@ -23,6 +23,7 @@ module Bench
         cores: Etc.nprocessors,
         kernel: Etc.uname[:release],
         ruby: RUBY_DESCRIPTION,
+        yjit: Runner.yjit?,
         liburing: `dpkg-query -W -f='${Version}' liburing-dev 2>/dev/null`.strip,
         gems: %w[async io-event].to_h { [it, Gem.loaded_specs[it]&.version&.to_s] },
         date: Time.now.utc.iso8601

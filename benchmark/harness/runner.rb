@@ -17,13 +17,17 @@ module Bench
     # Raised when a child fails or prints something that is not a result.
     class ChildFailed < StandardError; end
 
+    # Ruby children run with YJIT, as applications in production do, unless
+    # UM_BENCH_YJIT=0.
+    def self.yjit? = ENV.fetch("UM_BENCH_YJIT", "1") != "0"
+
     def self.command(impl, scenario)
       if impl == "c"
         dir = ENV.fetch("UM_BENCH_C_DIR") { raise ChildFailed, "UM_BENCH_C_DIR is not set (run bin/bench)" }
         p = scenario.params
         [File.join(dir, scenario.name), p.fetch(:groups), p.fetch(:count), scenario.min_time].map(&:to_s)
       else
-        [RbConfig.ruby, "-I", LIB, "-rbundler/setup", CHILD, impl, scenario.name,
+        [RbConfig.ruby, *("--yjit" if yjit?), "-I", LIB, "-rbundler/setup", CHILD, impl, scenario.name,
          JSON.generate(scenario.params), scenario.expected_ops, scenario.min_time].map(&:to_s)
       end
     end

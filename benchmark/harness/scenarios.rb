@@ -30,7 +30,7 @@ module Bench
         Scenario.new(name, RUBY_IMPLS, params, params.values.inject(:*), min_time)
       }
       queue = { groups: 8, producers: 2, consumers: 2, count: count(2_000) }
-      snooze = { count: count(100_000) }
+      snooze = { count: count(20_000) }
       [
         stream.("pipe"), stream.("socketpair"),
         mutex.("mutex_cpu"), mutex.("mutex_io"),

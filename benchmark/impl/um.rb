@@ -8,6 +8,11 @@ module Bench
   # The machine's own API: one fiber per unit made with UM#spin, I/O through
   # UM#read/#write/#send/#recv on raw fds, UM::Mutex and UM::Queue.
   class UMMachine
+    # One machine for every round, as an application keeps one per thread.
+    def initialize
+      @m = UM.new
+    end
+
     def pipe(groups:, count:)
       stream(Array.new(groups) { UM.pipe }, count, socket: false)
     end
@@ -25,7 +30,7 @@ module Bench
     end
 
     def mutex_io(groups:, workers:, count:, dir:)
-      m = UM.new
+      m = @m
       paths = Array.new(groups) { |i| File.join(dir, "group#{i}") }
       fds = paths.map { m.open(it, UM::O_WRONLY | UM::O_CREAT | UM::O_TRUNC, 0o644) }
       fibers = fds.flat_map do |fd|
@@ -42,7 +47,7 @@ module Bench
     end
 
     def queue(groups:, producers:, consumers:, count:)
-      m = UM.new
+      m = @m
       fibers = Array.new(groups) do
         queue = UM::Queue.new
         per_consumer = Bench.share(producers * count, consumers)
@@ -54,7 +59,7 @@ module Bench
     end
 
     def snooze(count:)
-      m = UM.new
+      m = @m
       join(m, Array.new(2) { m.spin { count.times { m.snooze } } })
       2 * count
     end
@@ -62,7 +67,7 @@ module Bench
     private
 
     def run(groups, workers)
-      m = UM.new
+      m = @m
       fibers = Array.new(groups) do
         mutex = UM::Mutex.new
         Array.new(workers) { m.spin { yield m, mutex } }
@@ -73,7 +78,7 @@ module Bench
     # One writer and one reader fiber per fd pair, using send/recv on sockets
     # and write/read otherwise. Returns messages received.
     def stream(pairs, count, socket:)
-      m = UM.new
+      m = @m
       total = count * MSG_SIZE
       received = Array.new(pairs.size, 0)
       fibers = pairs.each_with_index.flat_map do |(r, w), i|

@@ -10,9 +10,15 @@ module Bench
   class UMFiberScheduler
     include Workloads
 
+    # One machine for every round's scheduler, as an application keeps one
+    # per thread.
+    def initialize
+      @machine = UM.new
+    end
+
     def run_units(procs)
       error = nil
-      Fiber.set_scheduler(UM::FiberScheduler.new)
+      Fiber.set_scheduler(UM::FiberScheduler.new(@machine))
       procs.each do |pr|
         Fiber.schedule do
           pr.call

@@ -131,6 +131,7 @@ struct um {
   bool ring_initialized;
   unsigned size;
   unsigned setup_flags;
+  size_t ring_bytes;       // ring memory the kernel allocated, reported to the GC
   bool sqpoll_mode;
   bool defer_taskrun;
 

@@ -57,7 +57,7 @@ static void um_free(void *ptr) {
 
 static size_t um_memsize(const void *ptr) {
   const struct um *m = ptr;
-  return sizeof(struct um) + m->metrics.ops_allocated * sizeof(struct um_op);
+  return sizeof(struct um) + m->metrics.ops_allocated * sizeof(struct um_op) + m->ring_bytes;
 }
 
 static const rb_data_type_t um_type = {

@@ -97,6 +97,8 @@ void um_ring_setup(struct um *m, unsigned size, bool sqpoll, double sqpoll_idle)
     if (ret == 0) {
       m->setup_flags = p.flags;
       m->size = p.sq_entries;
+      m->ring_bytes = p.sq_entries * (sizeof(struct io_uring_sqe) + sizeof(unsigned)) +
+        p.cq_entries * sizeof(struct io_uring_cqe);
       break;
     }
     if (ret != -EINVAL) break;
@@ -104,6 +106,9 @@ void um_ring_setup(struct um *m, unsigned size, bool sqpoll, double sqpoll_idle)
   if (ret < 0) raise_setup_error(-ret);
 
   m->ring_initialized = true;
+  // The GC cannot see the ring's memory; without this, a program making
+  // many short-lived machines grows far past what it uses.
+  rb_gc_adjust_memory_usage((ssize_t)m->ring_bytes);
   m->sqpoll_mode = sqpoll;
   m->defer_taskrun = (m->setup_flags & IORING_SETUP_DEFER_TASKRUN) != 0;
 
@@ -119,6 +124,7 @@ void um_ring_teardown(struct um *m) {
   if (m->ring_initialized) {
     io_uring_queue_exit(&m->ring);
     m->ring_initialized = false;
+    rb_gc_adjust_memory_usage(-(ssize_t)m->ring_bytes);
   }
   if (m->wakeup_fd >= 0) {
     close(m->wakeup_fd);
