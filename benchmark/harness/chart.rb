@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "open3"
+require "tmpdir"
 
 module Bench
   # Draws the PNG charts with gnuplot from the same figures as the JSON.
@@ -14,8 +15,12 @@ module Bench
     # scenario, each with its own scale (ops/s differ by orders of magnitude
     # between scenarios).
     def self.scenarios(medians, dir, title)
+      Dir.mktmpdir("um-bench-chart") { scenarios_in(it, medians, dir, title) }
+    end
+
+    def self.scenarios_in(tmp, medians, dir, title)
       data = medians.map do |name, by_impl|
-        path = File.join(dir, "chart_#{name}.dat")
+        path = File.join(tmp, "#{name}.dat")
         File.write(path, by_impl.map { |impl, r| "#{impl} #{r.ops_per_s / 1e6} #{COLORS.fetch(impl).delete('#').to_i(16)}\n" }.join)
         [name, path]
       end
@@ -46,9 +51,13 @@ module Bench
 
     # entries: [{work:, groups:, impl:, ops_per_s:, rss_per_group_kb:}]
     def self.cost(entries, dir, title)
+      Dir.mktmpdir("um-bench-chart") { cost_in(it, entries, dir, title) }
+    end
+
+    def self.cost_in(tmp, entries, dir, title)
       works = entries.map { it[:work] }.uniq
       series = entries.group_by { [it[:work], it[:impl]] }.to_h do |(work, impl), list|
-        path = File.join(dir, "cost_#{work}_#{impl}.dat")
+        path = File.join(tmp, "cost_#{work}_#{impl}.dat")
         File.write(path, list.map { "#{it[:groups]} #{it[:ops_per_s]} #{[it[:rss_per_group_kb], 0.01].max}\n" }.join)
         [[work, impl], path]
       end

@@ -31,11 +31,13 @@ module Bench
       }
       queue = { groups: 8, producers: 2, consumers: 2, count: count(2_000) }
       snooze = { count: count(20_000) }
+      ssl = { groups: 8, count: count(1_000) }
       [
         stream.("pipe"), stream.("socketpair"),
         mutex.("mutex_cpu"), mutex.("mutex_io"),
         Scenario.new("queue", RUBY_IMPLS, queue, queue[:groups] * queue[:producers] * queue[:count], min_time),
-        Scenario.new("snooze", RUBY_IMPLS, snooze, 2 * snooze[:count], min_time)
+        Scenario.new("snooze", RUBY_IMPLS, snooze, 2 * snooze[:count], min_time),
+        Scenario.new("ssl", RUBY_IMPLS, ssl, ssl[:groups] * ssl[:count], min_time)
       ]
     end
 

@@ -58,6 +58,32 @@ module Bench
       groups * producers * count
     end
 
+    # TLS with UM#ssl_set_bio, then UM#ssl_read/#ssl_write.
+    def ssl(groups:, count:)
+      m = @m
+      pairs = Array.new(groups) { TLS.pair.each { m.ssl_set_bio(it) } }
+      size = TLS::RECORD.bytesize
+      received = Array.new(groups, 0)
+      fibers = pairs.each_with_index.flat_map do |(server, client), i|
+        [
+          m.spin do
+            server.accept
+            buf = String.new(capacity: size)
+            while received[i] < count * size
+              n = m.ssl_read(server, buf, size)
+              raise Failure, "EOF after #{received[i]} bytes" if n.zero?
+              received[i] += n
+            end
+          end,
+          m.spin { client.connect; count.times { m.ssl_write(client, TLS::RECORD) } }
+        ]
+      end
+      join(m, fibers)
+      received.sum / size
+    ensure
+      TLS.close(pairs)
+    end
+
     def snooze(count:)
       m = @m
       join(m, Array.new(2) { m.spin { count.times { m.snooze } } })

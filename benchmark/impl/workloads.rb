@@ -7,6 +7,8 @@
 #
 # Each scenario method returns the number of operations it performed, which
 # the harness checks against the number it asked for.
+require_relative "tls"
+
 module Bench
   MSG_SIZE = 1024
   MSG = ("x" * MSG_SIZE).freeze
@@ -66,6 +68,29 @@ module Bench
       end
       run_units(units.flatten)
       groups * producers * count
+    end
+
+    # TLS: per group a server reading `count` 16 KiB records a client writes,
+    # with the stock OpenSSL::SSL::SSLSocket methods; the handshakes are part
+    # of the round.
+    def ssl(groups:, count:)
+      pairs = Array.new(groups) { TLS.pair }
+      total = count * TLS::RECORD.bytesize
+      received = Array.new(groups, 0)
+      units = pairs.each_with_index.flat_map do |(server, client), i|
+        [
+          -> {
+            server.accept
+            buf = String.new(capacity: TLS::RECORD.bytesize)
+            received[i] += server.readpartial(TLS::RECORD.bytesize, buf).bytesize while received[i] < total
+          },
+          -> { client.connect; count.times { client.write(TLS::RECORD) } }
+        ]
+      end
+      run_units(units)
+      received.sum / TLS::RECORD.bytesize
+    ensure
+      TLS.close(pairs)
     end
 
     # Two units handing control to each other through two queues; every
