@@ -180,26 +180,35 @@ class FiberSchedulerIntegrationTest < SchedulerTestCase
   def test_mutex_contention_with_io
     counter = 0
     mutex = Mutex.new
-    r, w = io_pipe
+    to_echo, echo_in = io_pipe
+    from_echo, echo_out = io_pipe
     recorder = within_timeout do
       with_scheduler do
-        10.times do
+        workers = 10
+        workers.times do
           Fiber.schedule do
             20.times do
               mutex.synchronize do
                 value = counter
-                # A round trip through a pipe suspends the fiber.
-                w.write("x")
-                r.readpartial(1)
+                # A round trip through the echo fiber: the reply is not
+                # there yet, so the fiber suspends holding the mutex.
+                echo_in.write("x")
+                from_echo.readpartial(1)
                 counter = value + 1
               end
             end
+            echo_in.close if (workers -= 1).zero?
+          end
+        end
+        Fiber.schedule do
+          while (byte = to_echo.read(1))
+            echo_out.write(byte)
           end
         end
       end
     end
     assert_equal 200, counter
-    assert_hooks(:block, :unblock, :io_read, :io_write, recorder: recorder)
+    assert_hooks(:block, :unblock, :io_read, :io_write, :io_wait, recorder: recorder)
   end
 
   def test_condition_variable_signal_and_broadcast

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <ruby/io.h>
 #include <ruby/io/buffer.h>
 
@@ -17,13 +18,31 @@ static bool um_unseekable(int fd) {
   return fstat(fd, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
 }
 
+// Whether an attempt that found nothing ready (or could not be made without
+// waiting) must wait after all: on a blocking fd (Ruby expects no EAGAIN
+// there), and on a regular file or a block device, where readiness means
+// nothing and Ruby's #io_wait and retry would spin. Asked only then, so the
+// common case costs no syscall.
+static bool um_must_wait(int fd) {
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || !(flags & O_NONBLOCK)) return true;
+  struct stat st;
+  return fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode));
+}
+
+static long um_transfer_nonblocking(bool read_dir, int fd, char *ptr, size_t len) {
+  ssize_t n = read_dir ? read(fd, ptr, len) : write(fd, ptr, len);
+  return n >= 0 ? (long)n : (errno == EWOULDBLOCK ? -EAGAIN : -errno);
+}
+
 /*
  * call-seq: transfer(machine, direction, fd, buffer, length, offset, from) -> Integer
  *
  * Private: the loop of the io_read/io_write/io_pread/io_pwrite hooks.
  * Transfers between the IO::Buffer (from +offset+) and the fd until at
  * least +length+ bytes moved (0: one attempt, which answers -EAGAIN rather
- * than waiting on an O_NONBLOCK fd), EOF, or the buffer's end; +from+ is
+ * than waiting on an O_NONBLOCK pipe, socket or device), EOF, or the
+ * buffer's end; +from+ is
  * the file offset (-1: the current position). Returns the bytes moved, or
  * -errno when nothing moved.
  */
@@ -45,9 +64,10 @@ static VALUE um_fiber_scheduler_transfer(VALUE self, VALUE machine, VALUE direct
   rb_io_buffer_get_bytes(buffer, &base, &size);
   if (offset > size) rb_raise(rb_eArgError, "offset %zu is beyond the buffer's %zu bytes", offset, size);
 
-  // One attempt on an O_NONBLOCK fd must not wait: read_nonblock and
-  // write_nonblock expect EAGAIN, and Ruby itself waits with #io_wait.
-  bool once = length == 0 && (fcntl(fd, F_GETFL) & O_NONBLOCK);
+  // Length 0 asks for one attempt. It does not wait: Ruby answers EAGAIN
+  // itself, with #io_wait and another attempt (readpartial, write) or an
+  // IO::WaitReadable (read_nonblock).
+  bool once = length == 0;
   size_t total = 0;
   while (offset < size) {
     struct um_transfer t = {
@@ -58,6 +78,15 @@ static VALUE um_fiber_scheduler_transfer(VALUE self, VALUE machine, VALUE direct
     VALUE ret = um_transfer(m, &t);
     // Woken by something that is not an exception: Ruby retries on EINTR.
     long n = FIXNUM_P(ret) ? FIX2LONG(ret) : -EINTR;
+    if (once && (n == -EAGAIN || n == -EOPNOTSUPP)) {
+      if (um_must_wait(fd)) {
+        once = false;
+        continue;
+      }
+      // An O_NONBLOCK fd whose file does not take RWF_NOWAIT (a tty, for
+      // one): a plain read or write cannot wait on it.
+      if (n == -EOPNOTSUPP) n = um_transfer_nonblocking(direction == sym_read, fd, (char *)base + offset, size - offset);
+    }
     if (n < 0) return total ? SIZET2NUM(total) : LONG2NUM(n);
     if (n == 0) break;
     total += (size_t)n;
