@@ -9,6 +9,8 @@
 #   UM_BENCH_RUNS=5      runs per measurement; the median is kept (default 3)
 #   UM_BENCH_IMPLS=um,c  only these implementations
 #   UM_BENCH_YJIT=0      Ruby children without YJIT (default: with)
+#   UM_BENCH_GC_SLOTS=0  Ruby children with Ruby's default initial heap
+#                        (default: 200000 small slots, see harness/runner.rb)
 
 require "fileutils"
 require "json"

@@ -24,6 +24,7 @@ module Bench
         kernel: Etc.uname[:release],
         ruby: RUBY_DESCRIPTION,
         yjit: Runner.yjit?,
+        gc_heap_0_init_slots: Runner.gc_slots,
         liburing: `dpkg-query -W -f='${Version}' liburing-dev 2>/dev/null`.strip,
         gems: %w[async io-event].to_h { [it, Gem.loaded_specs[it]&.version&.to_s] },
         date: Time.now.utc.iso8601

@@ -138,6 +138,7 @@ struct um {
   VALUE thread;            // owning thread
   VALUE main_fiber;        // the fiber that created the machine
   unsigned fork_generation; // a change means we are in a forked child
+  unsigned direct_streak;  // scheduler I/O attempts done without a switch in a row
 
   struct um_op *runqueue_head, *runqueue_tail;
   struct um_op *free_ops;

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <ruby/io.h>
 #include <ruby/io/buffer.h>
@@ -30,8 +31,27 @@ static bool um_must_wait(int fd) {
   return fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode));
 }
 
-static long um_transfer_nonblocking(bool read_dir, int fd, char *ptr, size_t len) {
-  ssize_t n = read_dir ? read(fd, ptr, len) : write(fd, ptr, len);
+// Ruby calls io_write inside the IO's write lock, and each unlock walks the
+// list of mutexes the thread holds: with thousands of fibers suspended in
+// their writes, unlocking comes to dominate (10,000 pipes: 8 s, against
+// 0.8 s when the attempts do not suspend). So past this many ops in use
+// (in the kernel, waiting to be submitted, or on the runqueue), one-attempt
+// transfers are syscalls that complete without a switch; below it the
+// ring's batching is faster.
+#define UM_DIRECT_OPS 256
+
+// How many one-attempt transfers in a row may be done as plain syscalls
+// without a fiber switch on the machine (a switch resets the count); the
+// next goes through the ring and lets the other fibers run.
+#define UM_DIRECT_STREAK_MAX 64
+
+// One attempt that cannot wait, as a syscall: preadv2/pwritev2 with
+// RWF_NOWAIT, or for an O_NONBLOCK fd whose file takes no RWF_NOWAIT (a
+// tty, for one) a plain read or write. Returns bytes or -errno.
+static long um_syscall_attempt(bool read_dir, int fd, char *ptr, size_t len, bool plain) {
+  struct iovec iov = { .iov_base = ptr, .iov_len = len };
+  ssize_t n = plain ? (read_dir ? read(fd, ptr, len) : write(fd, ptr, len))
+    : (read_dir ? preadv2(fd, &iov, 1, -1, RWF_NOWAIT) : pwritev2(fd, &iov, 1, -1, RWF_NOWAIT));
   return n >= 0 ? (long)n : (errno == EWOULDBLOCK ? -EAGAIN : -errno);
 }
 
@@ -66,12 +86,29 @@ static VALUE um_fiber_scheduler_transfer(VALUE self, VALUE machine, VALUE direct
 
   // Length 0 asks for one attempt. It does not wait: Ruby answers EAGAIN
   // itself, with #io_wait and another attempt (readpartial, write) or an
-  // IO::WaitReadable (read_nonblock).
+  // IO::WaitReadable (read_nonblock). The attempt is a syscall: it needs no
+  // switch, so the fiber does not suspend while Ruby holds the IO's write
+  // lock (a thread's held mutexes are a list, which thousands of suspended
+  // writers make slow to unlock).
+  bool read_dir = direction == sym_read;
   bool once = length == 0;
+  if (once && from < 0 && m->metrics.ops_allocated - m->metrics.ops_free >= UM_DIRECT_OPS &&
+      m->direct_streak < UM_DIRECT_STREAK_MAX) {
+    long n = um_syscall_attempt(read_dir, fd, (char *)base + offset, size - offset, false);
+    if (n == -EOPNOTSUPP && !um_must_wait(fd))
+      n = um_syscall_attempt(read_dir, fd, (char *)base + offset, size - offset, true);
+    if (n != -EAGAIN && n != -EOPNOTSUPP) {
+      m->direct_streak++;
+      return LONG2NUM(n);
+    }
+    if (n == -EAGAIN && !um_must_wait(fd)) return INT2NUM(-EAGAIN);
+    once = false; // a blocking fd or a regular file: wait on the ring
+  }
+
   size_t total = 0;
   while (offset < size) {
     struct um_transfer t = {
-      .kind = direction == sym_read ? OP_READ : OP_WRITE, .fd = fd, .buffer = buffer,
+      .kind = read_dir ? OP_READ : OP_WRITE, .fd = fd, .buffer = buffer,
       .len = (ssize_t)(size - offset), .buffer_offset = (ssize_t)offset,
       .file_offset = from < 0 ? -1 : from + (int64_t)total, .once = once, .no_raise = true
     };
@@ -83,9 +120,7 @@ static VALUE um_fiber_scheduler_transfer(VALUE self, VALUE machine, VALUE direct
         once = false;
         continue;
       }
-      // An O_NONBLOCK fd whose file does not take RWF_NOWAIT (a tty, for
-      // one): a plain read or write cannot wait on it.
-      if (n == -EOPNOTSUPP) n = um_transfer_nonblocking(direction == sym_read, fd, (char *)base + offset, size - offset);
+      if (n == -EOPNOTSUPP) n = um_syscall_attempt(read_dir, fd, (char *)base + offset, size - offset, true);
     }
     if (n < 0) return total ? SIZET2NUM(total) : LONG2NUM(n);
     if (n == 0) break;

@@ -107,6 +107,7 @@ VALUE um_switch(struct um *m) {
       if (!RTEST(rb_fiber_alive_p(fiber))) continue;
 
       m->metrics.total_switches++;
+      m->direct_streak = 0;
       VALUE current = rb_fiber_current();
       if (m->profile_mode) um_account_cpu_time(m, current);
       if (fiber == current) return value;
@@ -140,6 +141,7 @@ VALUE um_transfer_now(struct um *m, VALUE fiber, VALUE value) {
   RB_OBJ_WRITE(m->self, &op->fiber, current);
   um_runqueue_unshift(m, op);
   m->metrics.total_switches++;
+  m->direct_streak = 0;
   if (m->profile_mode) um_account_cpu_time(m, current);
   VALUE ret = rb_fiber_transfer(fiber, 1, &value);
   RB_GC_GUARD(fiber);
