@@ -34,9 +34,10 @@ module Bench
 
     def run
       machine = Report.machine
-      medians, tables = main_scenarios
+      runs, tables = main_scenarios
+      medians = runs.transform_values { |by_impl| by_impl.transform_values { Runner.median(it) } }
       cost, cost_tables = cost_scenario if @names.include?("cost")
-      targets = Report.targets(medians)
+      targets = Report.targets(runs)
       tables << Report.targets_table(targets) if targets.any?
       tables.concat(cost_tables) if cost
       puts tables
@@ -48,7 +49,7 @@ module Bench
       File.write(File.join(@out, "results.md"), tables.join("\n"))
       File.write(File.join(@out, "results.json"), JSON.pretty_generate(
         machine:, scale: Scenarios.scale, runs: @runs,
-        scenarios: medians.to_h { |name, by_impl| [name, by_impl.transform_values { Report.row(it) }] },
+        scenarios: runs.transform_values { |by_impl| by_impl.transform_values { Report.row(it) } },
         cost:, targets:
       ))
       warn "bin/bench: results in #{@out}"
@@ -60,14 +61,14 @@ module Bench
 
     def main_scenarios
       tables = []
-      medians = {}
+      all_runs = {}
       Scenarios.main.select { @names.include?(it.name) }.each do |scenario|
         runs = measure(scenario, scenario.name)
         next if runs.empty?
-        medians[scenario.name] = runs.transform_values { Runner.median(it) }
-        tables << Report.scenario_table(scenario, medians[scenario.name])
+        all_runs[scenario.name] = runs
+        tables << Report.scenario_table(scenario, runs)
       end
-      [medians, tables]
+      [all_runs, tables]
     end
 
     def cost_scenario

@@ -79,6 +79,35 @@ class FiberSchedulerIntegrationTest < SchedulerTestCase
     Socket.tcp_fast_fallback = fast_fallback unless fast_fallback.nil?
   end
 
+  # With hundreds of fibers waiting, one-attempt reads and writes become
+  # syscalls that do not suspend (see um_fiber_scheduler_class.c): the data
+  # still arrives whole and in order, and far fewer ring ops than transfers
+  # are made.
+  def test_many_waiting_fibers_take_the_syscall_path
+    pairs = 300
+    messages = 20
+    received = Array.new(pairs)
+    machine = UM.new
+    ops_before = machine.metrics[:total_ops]
+    within_timeout do
+      with_scheduler(UM::FiberScheduler.new(machine)) do
+        pairs.times do |i|
+          r, w = IO.pipe
+          Fiber.schedule { received[i] = r.read; r.close }
+          Fiber.schedule do
+            messages.times { |n| w.write(format("%04d:%02d;", i, n)) }
+            w.close
+          end
+        end
+      end
+    end
+    pairs.times do |i|
+      assert_equal Array.new(messages) { |n| format("%04d:%02d;", i, n) }.join, received[i], "pipe #{i}"
+    end
+    transfers = pairs * messages * 2
+    assert_operator machine.metrics[:total_ops] - ops_before, :<, transfers / 2
+  end
+
   def test_many_pipes
     pairs = 200
     messages = 50

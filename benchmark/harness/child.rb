@@ -34,6 +34,12 @@ rescue Errno::EPERM
   Process.setrlimit(:NOFILE, hard, hard)
 end
 
+def run_round(impl, impl_name, scenario, params, expected)
+  done = impl.public_send(scenario, **params)
+  abort "#{impl_name} #{scenario}: #{done} operations, expected #{expected}" unless done == expected
+  done
+end
+
 impl_name, scenario, params_json, expected, min_time = ARGV
 file, klass, selector = IMPLS.fetch(impl_name) { abort "unknown implementation #{impl_name.inspect}" }
 ENV["IO_EVENT_SELECTOR"] = selector if selector
@@ -43,12 +49,6 @@ params = JSON.parse(params_json, symbolize_names: true)
 expected = Integer(expected)
 min_time = Float(min_time)
 raise_fd_limit(4 * params.fetch(:groups, 1) + 256)
-
-def run_round(impl, impl_name, scenario, params, expected)
-  done = impl.public_send(scenario, **params)
-  abort "#{impl_name} #{scenario}: #{done} operations, expected #{expected}" unless done == expected
-  done
-end
 
 Dir.mktmpdir("um-bench") do |dir|
   params[:dir] = dir if scenario == "mutex_io"

@@ -5,7 +5,10 @@ require "json"
 require "time"
 
 module Bench
-  # Turns medians into the table, the target check and the JSON file.
+  # Turns the runs into the tables, the target check and the JSON file.
+  # Ratios are taken run by run (run i of one implementation against run i
+  # of the other, measured one right after the other), then the median of
+  # those: a slow spell on the shared machine then weighs on both sides.
   module Report
     # [scenario, implementation, peer, minimum ratio of ops/s], from issue 5.
     TARGETS = [
@@ -31,18 +34,28 @@ module Bench
       }
     end
 
-    def self.row(result)
-      { ops_per_s: result.ops_per_s.round, wall: result.wall.round(4), cpu: result.cpu.round(4),
-        rss_kb: result.rss_kb, base_rss_kb: result.base_rss_kb, rounds: result.rounds }
+    # The median run's figures, and every run's ops/s.
+    def self.row(runs)
+      r = Runner.median(runs)
+      { ops_per_s: r.ops_per_s.round, wall: r.wall.round(4), cpu: r.cpu.round(4),
+        rss_kb: r.rss_kb, base_rss_kb: r.base_rss_kb, rounds: r.rounds,
+        runs_ops_per_s: runs.map { it.ops_per_s.round } }
     end
 
-    # medians: { scenario name => { impl => Result } }
-    def self.targets(medians)
+    # by_impl: { impl => [Result per run] }; nil when either side is absent.
+    def self.ratio(by_impl, impl, peer)
+      mine = by_impl[impl]
+      theirs = by_impl[peer]
+      return unless mine && theirs
+      ratios = mine.zip(theirs).map { |a, b| a.ops_per_s / b.ops_per_s }.sort
+      ratios[ratios.size / 2]
+    end
+
+    # runs: { scenario name => { impl => [Result per run] } }
+    def self.targets(runs)
       TARGETS.filter_map do |scenario, impl, peer, min|
-        mine = medians.dig(scenario, impl)
-        theirs = medians.dig(scenario, peer)
-        next unless mine && theirs
-        ratio = mine.ops_per_s / theirs.ops_per_s
+        ratio = runs[scenario] && ratio(runs[scenario], impl, peer)
+        next unless ratio
         { scenario:, impl:, peer:, min:, ratio: ratio.round(3), met: ratio >= min }
       end
     end
@@ -53,9 +66,10 @@ module Bench
       format("%.0f", n)
     end
 
-    def self.scenario_table(scenario, medians)
-      rows = medians.map do |impl, r|
-        ratios = %w[c threads].map { |peer| (p = medians[peer]) ? format("%.3f", r.ops_per_s / p.ops_per_s) : "" }
+    def self.scenario_table(scenario, by_impl)
+      rows = by_impl.map do |impl, runs|
+        r = Runner.median(runs)
+        ratios = %w[c threads].map { |peer| (x = ratio(by_impl, impl, peer)) ? format("%.3f", x) : "" }
         [impl, human(r.ops_per_s), format("%.3f", r.wall), format("%.3f", r.cpu),
          format("%.1f", r.rss_kb / 1024.0), *ratios]
       end
