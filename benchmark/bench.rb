@@ -86,11 +86,11 @@ module Bench
     # Runs interleave the implementations, so a slow spell on this shared
     # machine hits them all alike.
     def measure(scenario, label)
-      runs = Hash.new { |h, k| h[k] = [] }
+      runs = {}
       @runs.times do |i|
         impls(scenario).each do |impl|
           r = Runner.run(impl, scenario)
-          runs[impl] << r
+          (runs[impl] ||= []) << r
           warn format("%-22s %-12s run %d/%d %10s ops/s  wall %6.3f s  cpu %6.3f s  rss %7.1f MiB",
                       label, impl, i + 1, @runs, Report.human(r.ops_per_s), r.wall, r.cpu, r.rss_kb / 1024.0)
         end
