@@ -41,7 +41,7 @@ module Bench
         set boxwidth 0.6
         set ylabel "million ops/s (higher is better)"
         set yrange [0:*]
-        set offsets 0.5, 0.5, 0, 0
+        set offsets 0.5, 0.5, graph 0.1, 0
         set xtics rotate by -30 scale 0
         set grid ytics
         #{plots.join}

@@ -35,9 +35,10 @@ module Bench
     # Ruby children start with a heap of this many small slots (0: Ruby's
     # default). A benchmark process has a small heap, mostly old objects, and
     # where it lands against the GC's rule of keeping 20% of the slots free
-    # decided whole figures: the same um_fs run measured 170K or 218K msg/s,
-    # with 60 major GCs a second in the slow case. A larger start takes that
-    # chance out, for every implementation alike.
+    # decided whole figures: one um_fs measurement gave 218K msg/s in one
+    # run and 176K in the next, and a slow run made 93 major GCs in two
+    # seconds where a fast one made 3. A larger start takes that chance out,
+    # for every implementation alike.
     def self.gc_slots = Integer(ENV.fetch("UM_BENCH_GC_SLOTS", "200000"))
 
     def self.env
