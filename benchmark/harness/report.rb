@@ -3,6 +3,8 @@
 require "etc"
 require "json"
 require "time"
+require_relative "runner"
+require_relative "scenarios"
 
 module Bench
   # Turns the runs into the tables, the target check and the JSON file.
@@ -88,7 +90,8 @@ module Bench
       rows = targets.map do |t|
         ["#{t[:scenario]}", "#{t[:impl]} / #{t[:peer]}", format("%.3f", t[:ratio]), ">= #{t[:min]}", t[:met] ? "met" : "MISSED"]
       end
-      markdown("targets", ["scenario", "ratio of ops/s", "measured", "target", ""], rows)
+      heading = Scenarios.scale < 1 ? "targets (UM_BENCH_SCALE=#{Scenarios.scale}: too small to judge)" : "targets"
+      markdown(heading, ["scenario", "ratio of ops/s", "measured", "target", ""], rows)
     end
 
     def self.markdown(heading, header, rows)
