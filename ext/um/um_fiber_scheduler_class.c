@@ -34,7 +34,7 @@ static bool um_must_wait(int fd) {
 // Ruby calls io_write inside the IO's write lock, and each unlock walks the
 // list of mutexes the thread holds: with thousands of fibers suspended in
 // their writes, unlocking comes to dominate (10,000 pipes: 8 s, against
-// 0.8 s when the attempts do not suspend). So past this many ops in use
+// 0.7 s when the attempts do not suspend). So past this many ops in use
 // (in the kernel, waiting to be submitted, or on the runqueue), one-attempt
 // transfers are syscalls that complete without a switch; below it the
 // ring's batching is faster.
@@ -62,9 +62,8 @@ static long um_syscall_attempt(bool read_dir, int fd, char *ptr, size_t len, boo
  * Transfers between the IO::Buffer (from +offset+) and the fd until at
  * least +length+ bytes moved (0: one attempt, which answers -EAGAIN rather
  * than waiting on an O_NONBLOCK pipe, socket or device), EOF, or the
- * buffer's end; +from+ is
- * the file offset (-1: the current position). Returns the bytes moved, or
- * -errno when nothing moved.
+ * buffer's end; +from+ is the file offset (-1: the current position).
+ * Returns the bytes moved, or -errno when nothing moved.
  */
 static VALUE um_fiber_scheduler_transfer(VALUE self, VALUE machine, VALUE direction, VALUE fd_v,
     VALUE buffer, VALUE length_v, VALUE offset_v, VALUE from_v) {
@@ -86,10 +85,8 @@ static VALUE um_fiber_scheduler_transfer(VALUE self, VALUE machine, VALUE direct
 
   // Length 0 asks for one attempt. It does not wait: Ruby answers EAGAIN
   // itself, with #io_wait and another attempt (readpartial, write) or an
-  // IO::WaitReadable (read_nonblock). The attempt is a syscall: it needs no
-  // switch, so the fiber does not suspend while Ruby holds the IO's write
-  // lock (a thread's held mutexes are a list, which thousands of suspended
-  // writers make slow to unlock).
+  // IO::WaitReadable (read_nonblock). With many ops in use the attempt is a
+  // syscall (see UM_DIRECT_OPS); otherwise a ring op that does not wait.
   bool read_dir = direction == sym_read;
   bool once = length == 0;
   if (once && from < 0 && m->metrics.ops_allocated - m->metrics.ops_free >= UM_DIRECT_OPS &&

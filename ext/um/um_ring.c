@@ -106,8 +106,8 @@ void um_ring_setup(struct um *m, unsigned size, bool sqpoll, double sqpoll_idle)
   if (ret < 0) raise_setup_error(-ret);
 
   m->ring_initialized = true;
-  // The GC cannot see the ring's memory; without this, a program making
-  // many short-lived machines grows far past what it uses.
+  // The ring's memory is the kernel's: counted here, it shows in the GC's
+  // malloc figures and in ObjectSpace.memsize_of.
   rb_gc_adjust_memory_usage((ssize_t)m->ring_bytes);
   m->sqpoll_mode = sqpoll;
   m->defer_taskrun = (m->setup_flags & IORING_SETUP_DEFER_TASKRUN) != 0;
