@@ -1,0 +1,83 @@
+# frozen_string_literal: true
+
+require_relative "helper"
+require_relative "../benchmark/harness/report"
+
+# The parts of bin/bench that compute what is reported (the CI smoke pass
+# runs every scenario for real).
+class BenchHarnessTest < Minitest::Test
+  Result = Bench::Runner::Result
+
+  def result(ops, wall) = Result.new(ops:, wall:, cpu: wall, rss_kb: 1, base_rss_kb: 1, rounds: 1)
+
+  # Ratios pair run i with run i, then take the median: a slow spell that
+  # hit both sides of one run does not decide the figure.
+  def test_ratio_is_the_median_of_run_by_run_ratios
+    by_impl = {
+      "um" => [result(300, 1.0), result(174, 1.0), result(240, 1.0)],
+      "c" => [result(600, 1.0), result(290, 1.0), result(600, 1.0)]
+    }
+    # Run ratios 0.5, 0.6, 0.4; medians taken separately would give 240 / 600.
+    assert_in_delta 0.5, Bench::Report.ratio(by_impl, "um", "c"), 1e-9
+    assert_nil Bench::Report.ratio(by_impl, "um", "threads")
+    assert_equal %w[um c], by_impl.keys, "asking for an absent peer added a key"
+  end
+
+  def test_targets_report_met_and_missed
+    runs = {
+      "pipe" => { "um_fs" => [result(110, 1.0)], "async_epoll" => [result(100, 1.0)] },
+      "queue" => { "um" => [result(300, 1.0)], "threads" => [result(100, 1.0)] }
+    }
+    targets = Bench::Report.targets(runs).to_h { [[it[:scenario], it[:impl], it[:peer]], it] }
+    assert_equal false, targets[%w[pipe um_fs async_epoll]][:met]
+    assert_in_delta 1.1, targets[%w[pipe um_fs async_epoll]][:ratio], 1e-9
+    assert_equal true, targets[%w[queue um threads]][:met]
+    refute targets.key?(%w[pipe um c]), "a target without its peer's figures was reported"
+  end
+
+  def test_median_run
+    runs = [result(100, 1.0), result(300, 1.0), result(200, 1.0)]
+    assert_equal 200, Bench::Runner.median(runs).ops_per_s
+  end
+
+  def test_scale_shrinks_counts_but_not_below_one
+    with_env("UM_BENCH_SCALE" => "0.0001") do
+      pipe = Bench::Scenarios.main.find { it.name == "pipe" }
+      assert_equal({ groups: 32, count: 1 }, pipe.params)
+      assert_equal 32, pipe.expected_ops
+    end
+  end
+
+  def test_cost_groups_fit_the_fd_limit
+    groups = Bench::Scenarios.cost.map { it.params[:groups] }.uniq
+    assert_equal 1, groups.first
+    assert_operator groups.max, :<=, (Process.getrlimit(:NOFILE)[1] - 64) / 2
+    Bench::Scenarios.cost.each do |s|
+      assert_equal s.params[:groups] * s.params[:count], s.expected_ops
+    end
+  end
+
+  def test_child_command_for_ruby_and_c
+    pipe = Bench::Scenarios.main.find { it.name == "pipe" }
+    ruby = Bench::Runner.command("um", pipe)
+    assert_includes ruby, "um"
+    assert_includes ruby, JSON.generate(pipe.params)
+    with_env("UM_BENCH_C_DIR" => "/some/dir") do
+      assert_equal ["/some/dir/pipe", "32", pipe.params[:count].to_s, pipe.min_time.to_s],
+        Bench::Runner.command("c", pipe)
+    end
+    with_env("UM_BENCH_C_DIR" => nil) do
+      assert_raises(Bench::Runner::ChildFailed) { Bench::Runner.command("c", pipe) }
+    end
+  end
+
+  private
+
+  def with_env(vars)
+    saved = vars.keys.to_h { [it, ENV[it]] }
+    vars.each { |k, v| ENV[k] = v }
+    yield
+  ensure
+    saved.each { |k, v| ENV[k] = v }
+  end
+end
