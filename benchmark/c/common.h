@@ -1,5 +1,5 @@
 /*
- * Shared helpers for the plain-C "floor" benchmarks (pipe.c, socketpair.c):
+ * Shared helpers for the plain-C "floor" benchmarks (stream.c, built as pipe and socketpair):
  * argument parsing, clocks, RLIMIT_NOFILE raising, ring setup and the one
  * line of JSON the Ruby harness reads.
  *

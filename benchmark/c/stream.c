@@ -1,11 +1,13 @@
 /*
- * Floor benchmark: GROUPS Unix stream socketpairs, each with a writer sending
- * COUNT messages of 1 KiB (send) and a reader receiving (recv, at most 1 KiB at
- * a time) until it has them all. One thread, one io_uring, one op in flight
- * per writer and per reader. Same structure as pipe.c.
+ * Floor benchmark: GROUPS pipes (or, built with -DBENCH_SOCKETPAIR, Unix
+ * stream socketpairs), each with a writer sending COUNT messages of 1 KiB
+ * (write, or send) and a reader reading (read, or recv; at most 1 KiB at a
+ * time) until it has them all. One thread, one io_uring, one op in flight per
+ * writer and per reader.
  *
- *   cc -O2 -Wall -Wextra -o socketpair benchmark/c/socketpair.c -luring
- *   ./socketpair GROUPS COUNT MIN_TIME
+ *   cc -O2 -Wall -Wextra -o pipe benchmark/c/stream.c -luring
+ *   cc -O2 -Wall -Wextra -DBENCH_SOCKETPAIR -o socketpair benchmark/c/stream.c -luring
+ *   ./pipe GROUPS COUNT MIN_TIME
  *
  * Every byte group g sends is (g & 0xff); the reader checks each byte it gets
  * (a memcmp against a 1 KiB reference). Build with -DBENCH_NO_VERIFY to drop
@@ -13,7 +15,16 @@
  */
 #include "common.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
+
+#ifdef BENCH_SOCKETPAIR
+#define WRITE_NAME "send"
+#define READ_NAME "recv"
+#else
+#define WRITE_NAME "write"
+#define READ_NAME "read"
+#endif
 
 enum { ROLE_WRITER = 0, ROLE_READER = 1 };
 
@@ -36,11 +47,15 @@ static unsigned nready;
 static void prep_op(struct io_uring_sqe *sqe, uint32_t op) {
   unsigned g = op >> 1;
   struct group *gr = &groups[g];
-  if ((op & 1) == ROLE_WRITER)
-    io_uring_prep_send(sqe, gr->wfd, pattern[g & 0xff] + gr->w_off,
-                       BENCH_MSG_SIZE - gr->w_off, 0);
-  else
-    io_uring_prep_recv(sqe, gr->rfd, gr->rbuf, BENCH_MSG_SIZE, 0);
+  const unsigned char *src = pattern[g & 0xff] + gr->w_off;
+  unsigned len = BENCH_MSG_SIZE - gr->w_off;
+#ifdef BENCH_SOCKETPAIR
+  if ((op & 1) == ROLE_WRITER) io_uring_prep_send(sqe, gr->wfd, src, len, 0);
+  else io_uring_prep_recv(sqe, gr->rfd, gr->rbuf, BENCH_MSG_SIZE, 0);
+#else
+  if ((op & 1) == ROLE_WRITER) io_uring_prep_write(sqe, gr->wfd, src, len, (__u64)-1);
+  else io_uring_prep_read(sqe, gr->rfd, gr->rbuf, BENCH_MSG_SIZE, (__u64)-1);
+#endif
   io_uring_sqe_set_data64(sqe, op);
 }
 
@@ -66,9 +81,9 @@ static int complete(uint32_t op, int res, unsigned long long count) {
 
   if ((op & 1) == ROLE_WRITER) {
     if (res <= 0)
-      bench_fatal("group %u: send: %s", g, res < 0 ? strerror(-res) : "sent 0 bytes");
+      bench_fatal("group %u: " WRITE_NAME ": %s", g, res < 0 ? strerror(-res) : "0 bytes");
     gr->w_off += (unsigned)res;
-    if (gr->w_off > BENCH_MSG_SIZE) bench_fatal("group %u: send: too many bytes", g);
+    if (gr->w_off > BENCH_MSG_SIZE) bench_fatal("group %u: " WRITE_NAME ": too many bytes", g);
     if (gr->w_off == BENCH_MSG_SIZE) {
       gr->w_off = 0;
       if (++gr->w_msgs == count) return 0;
@@ -78,31 +93,35 @@ static int complete(uint32_t op, int res, unsigned long long count) {
   }
 
   if (res <= 0)
-    bench_fatal("group %u: recv: %s after %llu bytes", g,
+    bench_fatal("group %u: " READ_NAME ": %s after %llu bytes", g,
                 res < 0 ? strerror(-res) : "end of file", gr->r_bytes);
 #ifndef BENCH_NO_VERIFY
   if (memcmp(gr->rbuf, pattern[g & 0xff], (size_t)res))
-    bench_fatal("group %u: recv: wrong data after %llu bytes", g, gr->r_bytes);
+    bench_fatal("group %u: " READ_NAME ": wrong data after %llu bytes", g, gr->r_bytes);
 #endif
   gr->r_bytes += (unsigned)res;
   unsigned long long total = count * BENCH_MSG_SIZE;
-  if (gr->r_bytes > total) bench_fatal("group %u: recv: too many bytes", g);
+  if (gr->r_bytes > total) bench_fatal("group %u: " READ_NAME ": too many bytes", g);
   if (gr->r_bytes == total) return 1;
   ready[nready++] = op;
   return 0;
 }
 
-/* One round: make the socketpairs and the ring, run all groups to completion, close
+/* One round: make the pipes (socketpairs) and the ring, run all groups to completion, close
  * everything. Returns the number of messages received. */
 static unsigned long long run_round(const struct bench_args *a) {
   unsigned n = a->groups;
   for (unsigned g = 0; g < n; g++) {
     int fds[2];
+#ifdef BENCH_SOCKETPAIR
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds))
       bench_fatal("socketpair: %s", strerror(errno));
+#else
+    if (pipe2(fds, O_CLOEXEC)) bench_fatal("pipe2: %s", strerror(errno));
+#endif
     struct group *gr = &groups[g];
-    gr->wfd = fds[0];
-    gr->rfd = fds[1];
+    gr->rfd = fds[0];
+    gr->wfd = fds[1];
     gr->w_msgs = 0;
     gr->w_off = 0;
     gr->r_bytes = 0;
