@@ -19,19 +19,9 @@ module Bench
   class Failure < StandardError; end
 
   module Workloads
-    def pipe(groups:, count:)
-      pairs = Array.new(groups) { IO.pipe }
-      stream(pairs, count)
-    ensure
-      pairs&.flatten&.each { |io| io.close unless io.closed? }
-    end
+    def pipe(groups:, count:) = stream(groups, count) { IO.pipe }
 
-    def socketpair(groups:, count:)
-      pairs = Array.new(groups) { UNIXSocket.pair }
-      stream(pairs, count)
-    ensure
-      pairs&.flatten&.each { |io| io.close unless io.closed? }
-    end
+    def socketpair(groups:, count:) = stream(groups, count) { UNIXSocket.pair }
 
     def mutex_cpu(groups:, workers:, count:)
       units = Array.new(groups) do
@@ -107,8 +97,10 @@ module Bench
 
     private
 
-    # One writer and one reader per pair of IOs; returns messages received.
-    def stream(pairs, count)
+    # One writer and one reader per pair of IOs the block makes (a reader and
+    # a writer end); returns messages received.
+    def stream(groups, count)
+      pairs = Array.new(groups) { yield }
       total = count * MSG_SIZE
       received = Array.new(pairs.size, 0)
       units = pairs.each_with_index.flat_map do |(r, w), i|
@@ -122,6 +114,8 @@ module Bench
       end
       run_units(units)
       received.sum / MSG_SIZE
+    ensure
+      pairs&.flatten&.each { |io| io.close unless io.closed? }
     end
   end
 

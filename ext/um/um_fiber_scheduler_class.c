@@ -55,6 +55,17 @@ static long um_syscall_attempt(bool read_dir, int fd, char *ptr, size_t len, boo
   return n >= 0 ? (long)n : (errno == EWOULDBLOCK ? -EAGAIN : -errno);
 }
 
+// After a one-attempt transfer gave *n: whether it must wait on the ring
+// after all (nothing was ready, or RWF_NOWAIT was refused, on an fd where
+// Ruby cannot take EAGAIN). Otherwise *n is the answer; an O_NONBLOCK fd that
+// refused RWF_NOWAIT gets its attempt as a plain read or write.
+static bool um_attempt_must_wait(long *n, bool read_dir, int fd, char *ptr, size_t len) {
+  if (*n != -EAGAIN && *n != -EOPNOTSUPP) return false;
+  if (um_must_wait(fd)) return true;
+  if (*n == -EOPNOTSUPP) *n = um_syscall_attempt(read_dir, fd, ptr, len, true);
+  return false;
+}
+
 /*
  * call-seq: transfer(machine, direction, fd, buffer, length, offset, from) -> Integer
  *
@@ -92,14 +103,11 @@ static VALUE um_fiber_scheduler_transfer(VALUE self, VALUE machine, VALUE direct
   if (once && from < 0 && m->metrics.ops_allocated - m->metrics.ops_free >= UM_DIRECT_OPS &&
       m->direct_streak < UM_DIRECT_STREAK_MAX) {
     long n = um_syscall_attempt(read_dir, fd, (char *)base + offset, size - offset, false);
-    if (n == -EOPNOTSUPP && !um_must_wait(fd))
-      n = um_syscall_attempt(read_dir, fd, (char *)base + offset, size - offset, true);
-    if (n != -EAGAIN && n != -EOPNOTSUPP) {
-      m->direct_streak++;
+    if (!um_attempt_must_wait(&n, read_dir, fd, (char *)base + offset, size - offset)) {
+      if (n != -EAGAIN) m->direct_streak++;
       return LONG2NUM(n);
     }
-    if (n == -EAGAIN && !um_must_wait(fd)) return INT2NUM(-EAGAIN);
-    once = false; // a blocking fd or a regular file: wait on the ring
+    once = false;
   }
 
   size_t total = 0;
@@ -112,12 +120,9 @@ static VALUE um_fiber_scheduler_transfer(VALUE self, VALUE machine, VALUE direct
     VALUE ret = um_transfer(m, &t);
     // Woken by something that is not an exception: Ruby retries on EINTR.
     long n = FIXNUM_P(ret) ? FIX2LONG(ret) : -EINTR;
-    if (once && (n == -EAGAIN || n == -EOPNOTSUPP)) {
-      if (um_must_wait(fd)) {
-        once = false;
-        continue;
-      }
-      if (n == -EOPNOTSUPP) n = um_syscall_attempt(read_dir, fd, (char *)base + offset, size - offset, true);
+    if (once && um_attempt_must_wait(&n, read_dir, fd, (char *)base + offset, size - offset)) {
+      once = false;
+      continue;
     }
     if (n < 0) return total ? SIZET2NUM(total) : LONG2NUM(n);
     if (n == 0) break;
