@@ -1,5 +1,6 @@
 # frozen_string_literal: true
 
+require "tmpdir"
 require_relative "helper"
 require_relative "../benchmark/harness/report"
 
@@ -68,6 +69,24 @@ class BenchHarnessTest < Minitest::Test
     end
     with_env("UM_BENCH_C_DIR" => nil) do
       assert_raises(Bench::Runner::ChildFailed) { Bench::Runner.command("c", pipe) }
+    end
+  end
+
+  # Whatever a child runs, the harness checks its operations against the
+  # scenario's, round for round.
+  def test_run_checks_the_operations_a_child_reports
+    Dir.mktmpdir do |dir|
+      File.write(File.join(dir, "pipe"), <<~SH)
+        #!/bin/sh
+        echo '{"ops":64,"wall":0.5,"cpu":0.5,"rss_kb":10,"base_rss_kb":8,"rounds":2}'
+      SH
+      File.chmod(0o755, File.join(dir, "pipe"))
+      scenario = ->(expected) { Bench::Scenarios::Scenario.new("pipe", %w[c], { groups: 1, count: expected }, expected, 0.0) }
+      with_env("UM_BENCH_C_DIR" => dir) do
+        assert_equal 128, Bench::Runner.run("c", scenario.(32)).ops_per_s
+        error = assert_raises(Bench::Runner::ChildFailed) { Bench::Runner.run("c", scenario.(33)) }
+        assert_match(/64 operations in 2 rounds, expected 33/, error.message)
+      end
     end
   end
 
