@@ -12,11 +12,17 @@
 
 static VALUE sym_read, sym_write;
 
+// The fd's file type (S_IFREG, S_IFIFO...), 0 when fstat fails.
+static mode_t um_fd_type(int fd) {
+  struct stat st;
+  return fstat(fd, &st) == 0 ? (st.st_mode & S_IFMT) : 0;
+}
+
 // pread and pwrite need a seekable fd; io_uring would ignore the offset of
 // a pipe or a socket instead of failing.
 static bool um_unseekable(int fd) {
-  struct stat st;
-  return fstat(fd, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
+  mode_t type = um_fd_type(fd);
+  return type == S_IFIFO || type == S_IFSOCK;
 }
 
 // Whether an attempt that found nothing ready (or could not be made without
@@ -27,8 +33,8 @@ static bool um_unseekable(int fd) {
 static bool um_must_wait(int fd) {
   int flags = fcntl(fd, F_GETFL);
   if (flags < 0 || !(flags & O_NONBLOCK)) return true;
-  struct stat st;
-  return fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode));
+  mode_t type = um_fd_type(fd);
+  return type == S_IFREG || type == S_IFBLK;
 }
 
 // Ruby calls io_write inside the IO's write lock, and each unlock walks the
