@@ -114,7 +114,7 @@ module UMFuzz
         elsif status.success? then return nil
         else :crash
         end
-      Failure.new(seed, kind, describe(status, hung), tail(log_path, 12), tail(err_path, 40) + stacks)
+      Failure.new(seed, kind, describe(status, hung), tail(log_path, 12), report_excerpt(err_path) + stacks)
     end
 
     # The main thread's frames from the gdb dump of a hung child.
@@ -137,6 +137,14 @@ module UMFuzz
       when Case::TEARDOWN_EXIT then "exit #{status.exitstatus}: fibers survived #terminate"
       else "exit #{status.exitstatus}"
       end
+    end
+
+    # The child's stderr from the first sanitizer or VM crash report on (its
+    # headline and the top frames), else its last lines.
+    def report_excerpt(path)
+      lines = tail(path, 10_000)
+      start = lines.index { |line| line.match?(/runtime error:|ERROR: AddressSanitizer|\[BUG\]|SUMMARY:/) }
+      start ? lines[start, 30] : lines.last(40)
     end
 
     def tail(path, lines)
