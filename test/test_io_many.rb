@@ -72,3 +72,42 @@ class UMIOManyConnectionsTest < UMTestCase
     assert_equal 0, after[:buffers_in_use]
   end
 end
+
+# The pool runs out: 1,500 connections each hold a line longer than a
+# remainder UM::IO moves out of the pool, 18 MiB in all, more than the
+# pool's capacity. Readers past that read into memory of their own.
+class UMIOPoolExhaustedTest < UMTestCase
+  CONNECTIONS = 1500
+  LINE = 12_000
+
+  def test_exhausted_pool_loses_nothing
+    pairs = CONNECTIONS.times.map { socketpair }
+    errors = []
+    lines = Array.new(CONNECTIONS)
+    readers = pairs.each_with_index.map do |(_, b), c|
+      @machine.spin do
+        io = @machine.io(b)
+        lines[c] = [io.read_line, io.read_line, io.read_line]
+      rescue StandardError => e
+        errors << e
+      end
+    end
+    body = ->(c) { format("%05d", c) * (LINE / 5) }
+    writers = pairs.each_with_index.map do |(a, _), c|
+      @machine.spin do
+        @machine.write(a, body.(c))
+        @machine.sleep(0.2) # every reader now holds a partial line
+        @machine.write(a, "\ntail #{c}\n")
+        @machine.close(a)
+      end
+    end
+    @machine.timeout(120, Timeout::Error) { @machine.join(*writers, *readers) }
+    m = @machine.metrics
+    puts "\n  exhausted pool: #{m[:buffers]} x #{m[:buffer_size]} B, exhausted #{m[:buffer_exhausted]} times" if ENV["UM_VERBOSE"]
+    assert_equal [], errors.map { |e| "#{e.class}: #{e.message}" }.uniq
+    lines.each_with_index { |l, c| assert_equal [body.(c), "tail #{c}", nil], l, "connection #{c}" }
+    assert_operator m[:buffer_exhausted], :>, 0, "the pool was never exhausted: the test tests nothing"
+    assert_operator m[:buffer_pool_bytes], :<=, m[:buffer_capacity] * m[:buffer_size]
+    assert_equal 0, m[:buffers_in_use]
+  end
+end

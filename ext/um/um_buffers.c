@@ -88,7 +88,9 @@ unsigned um_pool_generation(struct um *m) {
 // pool is at capacity.
 bool um_pool_grow_after(struct um *m, unsigned generation) {
   if (m->pool->grows != generation) return true;
-  return um_pool_grow(m);
+  if (um_pool_grow(m)) return true;
+  m->pool->exhausted++;
+  return false;
 }
 
 static unsigned um_pool_bid(uint32_t cqe_flags) {
@@ -149,5 +151,6 @@ void um_pool_metrics(struct um *m, VALUE h) {
   rb_hash_aset(h, ID2SYM(rb_intern("buffer_grows")), UINT2NUM(pool ? pool->grows : 0));
   rb_hash_aset(h, ID2SYM(rb_intern("buffer_pool_bytes")), SIZET2NUM(pool ? (size_t)pool->count * UM_POOL_BUFFER_SIZE : 0));
   rb_hash_aset(h, ID2SYM(rb_intern("buffer_capacity")), UINT2NUM(UM_POOL_CAPACITY));
+  rb_hash_aset(h, ID2SYM(rb_intern("buffer_exhausted")), ULL2NUM(pool ? pool->exhausted : 0));
   rb_hash_aset(h, ID2SYM(rb_intern("buffers_incremental")), pool && pool->incremental ? Qtrue : Qfalse);
 }

@@ -28,6 +28,7 @@ struct um_buffer_pool {
   unsigned chunk_count;
   unsigned count;                  // buffers in the pool
   unsigned grows;                  // times the pool grew after ENOBUFS
+  uint64_t exhausted;              // ENOBUFS at capacity (a UM::IO then reads into its own memory)
 };
 
 void um_pool_ensure(struct um *m);
