@@ -57,6 +57,19 @@ static void um_io_push_segment(struct um_io *io, const char *ptr, uint32_t len, 
   io->pending += len;
 }
 
+// Keeps what a read into the malloc'd chunk returned as a segment, shrunk
+// to its length; 0 is EOF.
+static bool um_io_keep_chunk(struct um_io *io, char *ptr, long len) {
+  if (len == 0) {
+    free(ptr);
+    io->eof = true;
+    return false;
+  }
+  char *small = realloc(ptr, (size_t)len);
+  um_io_push_segment(io, small ? small : ptr, (uint32_t)len, UM_IO_SEGMENT_MALLOC);
+  return true;
+}
+
 // The largest TLS record's plaintext: one SSL_read returns at most this.
 #define UM_IO_SSL_CHUNK 16384
 
@@ -82,15 +95,7 @@ static bool um_io_fill_ssl(struct um_io *io) {
     free(ptr);
     rb_jump_tag(state);
   }
-  if (ret == INT2FIX(0)) {
-    free(ptr);
-    io->eof = true;
-    return false;
-  }
-  uint32_t len = (uint32_t)FIX2LONG(ret);
-  char *small = realloc(ptr, len); // a short read keeps only what it needs
-  um_io_push_segment(io, small ? small : ptr, len, UM_IO_SEGMENT_MALLOC);
-  return true;
+  return um_io_keep_chunk(io, ptr, FIX2LONG(ret));
 }
 
 static VALUE um_io_plain_read_protected(VALUE arg) {
@@ -115,16 +120,11 @@ static bool um_io_fill_plain(struct um_io *io) {
   io->plain_chunk = ptr;
   VALUE ret = rb_protect(um_io_plain_read_protected, (VALUE)io, &state);
   io->plain_chunk = NULL;
-  if (state || ret == INT2FIX(0)) {
+  if (state) {
     free(ptr);
-    if (state) rb_jump_tag(state);
-    io->eof = true;
-    return false;
+    rb_jump_tag(state);
   }
-  uint32_t len = (uint32_t)FIX2LONG(ret);
-  char *small = realloc(ptr, len); // a short read keeps only what it needs
-  um_io_push_segment(io, small ? small : ptr, len, UM_IO_SEGMENT_MALLOC);
-  return true;
+  return um_io_keep_chunk(io, ptr, FIX2LONG(ret));
 }
 
 // Receives one more chunk; false at EOF.
