@@ -213,6 +213,20 @@ class UMIOTest < UMTestCase
     assert_equal 0, @machine.metrics[:buffers_in_use]
   end
 
+  # A small remainder leaves the pool at once: a connection waiting for the
+  # rest of a line holds no pool buffer meanwhile.
+  def test_small_remainder_leaves_the_pool
+    r, w = pipe
+    io = @machine.io(r)
+    @machine.write(w, "first\nsecond half")
+    assert_equal "first", io.read_line
+    assert_equal 11, io.pending
+    assert_equal 0, @machine.metrics[:buffers_in_use]
+    @machine.write(w, " and the rest\n")
+    assert_equal "second half and the rest", io.read_line
+    assert_equal 0, @machine.metrics[:buffers_in_use]
+  end
+
   def test_bad_arguments
     r, _w = pipe
     assert_raises(ArgumentError) { UM::IO.new(@machine, r, :nope) }
