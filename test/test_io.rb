@@ -22,14 +22,17 @@ class UMIOTest < UMTestCase
     feed(w, "hello\r\nworld\n", "last")
     assert_equal "hello", io.read_line
     assert_equal "world", io.read_line
-    assert_equal "last", io.read_line
+    # No line end before EOF: nil, and the rest stays for #read.
+    assert_nil io.read_line
+    assert_equal 4, io.pending
+    assert_equal "last", io.read(0)
     assert_nil io.read_line
     assert io.eof?
   end
 
   def test_lines_split_at_every_boundary
     text = "first line\r\nsecond\n\nthird line here\nend"
-    expected = ["first line", "second", "", "third line here", "end"]
+    expected = ["first line", "second", "", "third line here"]
     (1...text.bytesize).each do |i|
       r, w = pipe
       io = UM::IO.new(@machine, r, :fd)
@@ -39,6 +42,7 @@ class UMIOTest < UMTestCase
         lines << line
       end
       assert_equal expected, lines, "split at #{i}"
+      assert_equal "end", io.read(0), "split at #{i}"
       assert_equal text.bytesize, io.consumed
     end
     assert_equal 0, @machine.metrics[:buffers_in_use]
@@ -55,13 +59,42 @@ class UMIOTest < UMTestCase
     end
   end
 
+  # The limit counts the line end: a longer line gives nil and stays.
   def test_read_line_limit
     r, w = pipe
     io = @machine.io(r)
-    feed(w, "abcdefghij\nxy\n")
-    assert_equal "abcd", io.read_line(4)
-    assert_equal "efghij", io.read_line(100)
-    assert_equal "xy", io.read_line(2)
+    feed(w, "abcdefghij\nxy\r\nz")
+    assert_nil io.read_line(4)
+    assert_nil io.read_line(10)
+    assert_equal 16, io.pending
+    assert_equal "abcdefghij", io.read_line(11)
+    assert_nil io.read_line(3)
+    assert_equal "xy", io.read_line(4)
+    assert_nil io.read_line(100) # no line end before EOF
+    assert_equal "z", io.read(-5)
+    assert_nil io.read_line
+  end
+
+  def test_read_line_limit_waits_only_up_to_the_limit
+    r, w = pipe
+    io = @machine.io(r)
+    @machine.write(w, "0123456789")
+    # Ten bytes without a line end exceed a limit of 8: no wait for more.
+    assert_nil @machine.timeout(2, Timeout::Error) { io.read_line(8) }
+    @machine.write(w, "\n")
+    assert_equal "0123456789", io.read_line(11)
+  end
+
+  def test_read_to_delim_limit_and_eof
+    r, w = pipe
+    io = @machine.io(r)
+    feed(w, "key=value;k2=", "v2;rest")
+    assert_nil io.read_to_delim(";", 5)
+    assert_equal "key=value", io.read_to_delim(";", 10)
+    assert_equal "k2=v2", io.read_to_delim(";")
+    assert_nil io.read_to_delim(";")
+    assert_equal "rest", io.read(4)
+    assert_nil io.read_to_delim(";")
   end
 
   def test_read_lengths
@@ -71,7 +104,7 @@ class UMIOTest < UMTestCase
     assert_equal "012345", io.read(6)
     assert_equal "67", io.read(-2)
     assert_equal "89", io.read(0)
-    assert_equal "", io.read(0)
+    assert_nil io.read(0) # EOF
     assert_nil io.read(1)
   end
 
@@ -171,11 +204,26 @@ class UMIOTest < UMTestCase
   def test_buffers_return_to_the_pool_when_collected
     r, w = pipe
     io = @machine.io(r)
-    @machine.write(w, "a\nb\n")
+    # A remainder larger than UM_IO_COMPACT_MAX stays in the pool buffer.
+    @machine.write(w, "a\n#{'b' * 8000}\n")
     io.read_line
     assert_equal 1, @machine.metrics[:buffers_in_use]
     io = nil # rubocop:disable Lint/UselessAssignment
     GC.start
+    assert_equal 0, @machine.metrics[:buffers_in_use]
+  end
+
+  # A small remainder leaves the pool at once: a connection waiting for the
+  # rest of a line holds no pool buffer meanwhile.
+  def test_small_remainder_leaves_the_pool
+    r, w = pipe
+    io = @machine.io(r)
+    @machine.write(w, "first\nsecond half")
+    assert_equal "first", io.read_line
+    assert_equal 11, io.pending
+    assert_equal 0, @machine.metrics[:buffers_in_use]
+    @machine.write(w, " and the rest\n")
+    assert_equal "second half and the rest", io.read_line
     assert_equal 0, @machine.metrics[:buffers_in_use]
   end
 

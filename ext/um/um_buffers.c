@@ -76,6 +76,23 @@ bool um_pool_grow(struct um *m) {
   return true;
 }
 
+// How many times the pool grew so far: taken before an op that may see
+// ENOBUFS, for um_pool_grow_after.
+unsigned um_pool_generation(struct um *m) {
+  return m->pool ? m->pool->grows : 0;
+}
+
+// ENOBUFS seen by an op submitted at `generation`: grows the pool unless it
+// grew since (every op waiting at a shortage sees it, and one growth is
+// enough for it). True when the op should simply try again; false when the
+// pool is at capacity.
+bool um_pool_grow_after(struct um *m, unsigned generation) {
+  if (m->pool->grows != generation) return true;
+  if (um_pool_grow(m)) return true;
+  m->pool->exhausted++;
+  return false;
+}
+
 static unsigned um_pool_bid(uint32_t cqe_flags) {
   return cqe_flags >> IORING_CQE_BUFFER_SHIFT;
 }
@@ -132,5 +149,8 @@ void um_pool_metrics(struct um *m, VALUE h) {
   rb_hash_aset(h, ID2SYM(rb_intern("buffers")), UINT2NUM(pool ? pool->count : 0));
   rb_hash_aset(h, ID2SYM(rb_intern("buffers_in_use")), UINT2NUM(in_use));
   rb_hash_aset(h, ID2SYM(rb_intern("buffer_grows")), UINT2NUM(pool ? pool->grows : 0));
+  rb_hash_aset(h, ID2SYM(rb_intern("buffer_pool_bytes")), SIZET2NUM(pool ? (size_t)pool->count * UM_POOL_BUFFER_SIZE : 0));
+  rb_hash_aset(h, ID2SYM(rb_intern("buffer_capacity")), UINT2NUM(UM_POOL_CAPACITY));
+  rb_hash_aset(h, ID2SYM(rb_intern("buffer_exhausted")), ULL2NUM(pool ? pool->exhausted : 0));
   rb_hash_aset(h, ID2SYM(rb_intern("buffers_incremental")), pool && pool->incremental ? Qtrue : Qfalse);
 }

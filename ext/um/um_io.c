@@ -3,6 +3,16 @@
 // the pool as soon as they are consumed. Data is copied once, from the pool
 // buffer into the String returned (read_each copies nothing). In :ssl mode
 // a fill is one SSL_read of decrypted data into a malloc'd segment.
+//
+// Memory under many connections: an idle UM::IO holds no pool buffer (the
+// kernel picks one only when data arrives), a small remainder left after a
+// read moves out of the pool (um_io_compact), and when the pool is at its
+// capacity a fill is a plain read into malloc'd memory instead: no data is
+// lost and no reader fails for want of pool buffers.
+//
+// One read at a time: every reading method runs through um_io_exclusive,
+// which refuses a second one while the first is in progress (inside a
+// read_each block, or from another fiber while the first waits for data).
 #include "um.h"
 #include "um_buffers.h"
 #include "um_io.h"
@@ -27,6 +37,12 @@ void um_io_release_segments(struct um_io *io) {
 
 static void um_io_push_segment(struct um_io *io, const char *ptr, uint32_t len, uint32_t cqe_flags) {
   if (io->head == io->count) io->head = io->count = 0;
+  if (io->count == io->cap && io->head) {
+    // Consumed slots at the front are reused rather than growing the array.
+    memmove(io->segments, io->segments + io->head, (io->count - io->head) * sizeof(struct um_io_segment));
+    io->count -= io->head;
+    io->head = 0;
+  }
   if (io->count == io->cap) {
     uint32_t cap = io->cap ? io->cap * 2 : 8;
     struct um_io_segment *segments = realloc(io->segments, cap * sizeof(struct um_io_segment));
@@ -39,6 +55,19 @@ static void um_io_push_segment(struct um_io *io, const char *ptr, uint32_t len, 
   }
   io->segments[io->count++] = (struct um_io_segment){ .ptr = ptr, .len = len, .pos = 0, .cqe_flags = cqe_flags };
   io->pending += len;
+}
+
+// Keeps what a read into the malloc'd chunk returned as a segment, shrunk
+// to its length; 0 is EOF.
+static bool um_io_keep_chunk(struct um_io *io, char *ptr, long len) {
+  if (len == 0) {
+    free(ptr);
+    io->eof = true;
+    return false;
+  }
+  char *small = realloc(ptr, (size_t)len);
+  um_io_push_segment(io, small ? small : ptr, (uint32_t)len, UM_IO_SEGMENT_MALLOC);
+  return true;
 }
 
 // The largest TLS record's plaintext: one SSL_read returns at most this.
@@ -66,13 +95,36 @@ static bool um_io_fill_ssl(struct um_io *io) {
     free(ptr);
     rb_jump_tag(state);
   }
-  if (ret == INT2FIX(0)) {
+  return um_io_keep_chunk(io, ptr, FIX2LONG(ret));
+}
+
+static VALUE um_io_plain_read_protected(VALUE arg) {
+  struct um_io *io = (struct um_io *)arg;
+  int32_t res = 0;
+  enum um_op_kind kind = io->mode == UM_IO_SOCKET ? OP_RECV : OP_READ;
+  // A wake that is not an exception (which um_transfer_raw raises) is ignored.
+  while (um_transfer_raw(io->m, kind, io->fd, io->plain_chunk, UM_IO_PLAIN_CHUNK, false, &res) != Qundef);
+  um_raise_on_error(res, kind == OP_RECV ? "recv" : "read");
+  return INT2FIX(res);
+}
+
+// The pool is exhausted: waits until the fd is readable (holding no memory
+// meanwhile), then reads into a malloc'd segment of the UM::IO's own. The
+// kernel writes into that memory: um_transfer_raw returns only after the
+// read completed or its cancellation did, so freeing it afterwards is safe.
+static bool um_io_fill_plain(struct um_io *io) {
+  while (um_wait_ready(io->m, io->fd, POLLIN) != Qundef);
+  char *ptr = malloc(UM_IO_PLAIN_CHUNK);
+  if (!ptr) rb_raise(rb_eNoMemError, "failed to allocate a UM::IO segment");
+  int state = 0;
+  io->plain_chunk = ptr;
+  VALUE ret = rb_protect(um_io_plain_read_protected, (VALUE)io, &state);
+  io->plain_chunk = NULL;
+  if (state) {
     free(ptr);
-    io->eof = true;
-    return false;
+    rb_jump_tag(state);
   }
-  um_io_push_segment(io, ptr, (uint32_t)FIX2LONG(ret), UM_IO_SEGMENT_MALLOC);
-  return true;
+  return um_io_keep_chunk(io, ptr, FIX2LONG(ret));
 }
 
 // Receives one more chunk; false at EOF.
@@ -83,6 +135,7 @@ bool um_io_fill(struct um_io *io) {
   um_pool_ensure(m);
   while (true) {
     enum um_op_kind kind = io->mode == UM_IO_SOCKET ? OP_RECV : OP_READ;
+    unsigned generation = um_pool_generation(m);
     struct um_op *op = um_op_new(m, kind, 0);
     struct io_uring_sqe *sqe = um_get_sqe(m, op);
     if (kind == OP_RECV)
@@ -100,8 +153,10 @@ bool um_io_fill(struct um_io *io) {
     um_op_release(m, op);
 
     if (res == -ENOBUFS) {
-      if (!um_pool_grow(m)) rb_syserr_fail(ENOBUFS, kind == OP_RECV ? "recv" : "read");
-      continue;
+      // Every reader waiting meanwhile sees the same shortage: the pool
+      // grows once for it, not once per reader.
+      if (um_pool_grow_after(m, generation)) continue;
+      return um_io_fill_plain(io);
     }
     if (res == -EAGAIN) {
       um_poll(m, io->fd, POLLIN);
@@ -179,33 +234,34 @@ static long um_io_find(struct um_io *io, const char *delim, size_t dlen, size_t 
   return -1;
 }
 
-// Data up to the delimiter (which is consumed, not returned). With a limit,
-// at most that many bytes come back even without a delimiter (as IO#gets
-// does). At EOF the rest comes back, or nil when there is none.
+// Data up to the delimiter (which is consumed, not returned). nil, with
+// the data left in place, when no delimiter ends within the first `limit`
+// bytes (the delimiter counted; 0: no limit) or before EOF.
 VALUE um_io_read_to_delim(struct um_io *io, const char *delim, size_t dlen, size_t limit, bool strip_cr) {
   size_t searched = 0;
   while (true) {
     long at = um_io_find(io, delim, dlen, searched);
-    if (at >= 0 && (!limit || (size_t)at <= limit)) {
+    if (at >= 0) {
+      if (limit && (size_t)at + dlen > limit) return Qnil;
       VALUE str = um_io_take(io, (size_t)at);
       um_io_consume(io, NULL, dlen);
       if (strip_cr && RSTRING_LEN(str) && RSTRING_PTR(str)[RSTRING_LEN(str) - 1] == '\r')
         rb_str_set_len(str, RSTRING_LEN(str) - 1);
       return str;
     }
-    if (limit && io->pending >= limit) return um_io_take(io, limit);
+    if (limit && io->pending >= limit) return Qnil;
     searched = io->pending >= dlen ? io->pending - dlen + 1 : 0;
-    if (!um_io_fill(io)) return io->pending ? um_io_take(io, io->pending) : Qnil;
+    if (!um_io_fill(io)) return Qnil;
   }
 }
 
-// len > 0: exactly len bytes (nil at EOF before that many); 0: whatever is
-// buffered; len < 0: up to -len bytes, waiting for at least one.
+// len > 0: exactly len bytes (nil, the data left in place, at EOF before
+// that many); 0: whatever is buffered, waiting for some when there is none
+// (nil at EOF); len < 0: the same, up to -len bytes.
 VALUE um_io_read(struct um_io *io, long len) {
-  if (len == 0) return um_io_take(io, io->pending);
-  if (len < 0) {
+  if (len <= 0) {
     if (!io->pending && !um_io_fill(io)) return Qnil;
-    size_t n = (size_t)-len < io->pending ? (size_t)-len : io->pending;
+    size_t n = len == 0 || (size_t)-len > io->pending ? io->pending : (size_t)-len;
     return um_io_take(io, n);
   }
   while (io->pending < (size_t)len)
@@ -258,4 +314,53 @@ void um_io_clear(struct um_io *io) {
   uint64_t consumed = io->consumed;
   um_io_consume(io, NULL, io->pending);
   io->consumed = consumed;
+}
+
+// Moves a small remainder held in pool buffers into one malloc'd segment
+// and gives the pool buffers back. Nothing is done when memory is short:
+// the data then simply stays where it is.
+static void um_io_compact(struct um_io *io) {
+  if (!io->pending || io->pending > UM_IO_COMPACT_MAX) return;
+  bool pooled = false;
+  for (uint32_t i = io->head; i < io->count; i++)
+    if (io->segments[i].cqe_flags != UM_IO_SEGMENT_MALLOC) pooled = true;
+  if (!pooled) return;
+  char *ptr = malloc(io->pending);
+  if (!ptr) return;
+  uint32_t len = (uint32_t)io->pending;
+  uint64_t consumed = io->consumed;
+  um_io_consume(io, ptr, len);
+  io->consumed = consumed;
+  um_io_push_segment(io, ptr, len, UM_IO_SEGMENT_MALLOC);
+}
+
+struct um_io_call {
+  struct um_io *io;
+  VALUE (*body)(VALUE);
+  VALUE arg;
+};
+
+static VALUE um_io_call_body(VALUE arg) {
+  struct um_io_call *call = (struct um_io_call *)arg;
+  return call->body(call->arg);
+}
+
+static VALUE um_io_call_done(VALUE arg) {
+  struct um_io_call *call = (struct um_io_call *)arg;
+  call->io->busy = NULL;
+  um_io_compact(call->io);
+  return Qnil;
+}
+
+// Runs a reading method: one at a time per UM::IO. A second one, called
+// from the block of read_each or from another fiber while the first waits
+// for data, raises UM::Error instead of touching the segments the first
+// one is using.
+VALUE um_io_exclusive(struct um_io *io, const char *name, VALUE (*body)(VALUE), VALUE arg) {
+  if (io->busy)
+    rb_raise(eUMError, "UM::IO#%s called while UM::IO#%s is in progress (in its block or another fiber): "
+      "a UM::IO takes one read at a time", name, io->busy);
+  io->busy = name;
+  struct um_io_call call = { .io = io, .body = body, .arg = arg };
+  return rb_ensure(um_io_call_body, (VALUE)&call, um_io_call_done, (VALUE)&call);
 }

@@ -30,7 +30,16 @@ struct um_io {
   uint64_t consumed;   // bytes consumed since creation
   bool eof;
   char *ssl_chunk;     // :ssl: the segment being read into
+  char *plain_chunk;   // the segment a plain read (pool exhausted) goes into
+  const char *busy;    // the reading method in progress, or NULL
 };
+
+// A plain read (the pool is exhausted) asks for at most this many bytes.
+#define UM_IO_PLAIN_CHUNK 16384
+// After each read, a remainder this small left in pool buffers is moved to
+// the UM::IO's own memory, so that a connection waiting for the rest of a
+// line does not pin pool buffers (shared by every connection) meanwhile.
+#define UM_IO_COMPACT_MAX 4096
 
 bool um_io_fill(struct um_io *io);
 void um_io_release_segments(struct um_io *io);
@@ -39,5 +48,10 @@ VALUE um_io_read(struct um_io *io, long len);
 size_t um_io_skip(struct um_io *io, size_t len);
 VALUE um_io_read_each(struct um_io *io);
 void um_io_clear(struct um_io *io);
+VALUE um_io_exclusive(struct um_io *io, const char *name, VALUE (*body)(VALUE), VALUE arg);
+
+// um_resp.c: the Redis protocol over a UM::IO
+VALUE um_resp_read(struct um_io *io);
+void um_resp_encode(VALUE str, VALUE obj);
 
 #endif
