@@ -118,6 +118,37 @@ class MultishotTest < UMTestCase
     assert_equal 0, m[:buffers_in_use]
   end
 
+  # UM::IO readers each holding a partial line pin every buffer of the pool;
+  # a recv_each that then finds the pool exhausted reads into memory of its
+  # own, and no byte is lost.
+  def test_recv_each_with_the_pool_exhausted
+    holders = 1500.times.map { socketpair }
+    readers = holders.map do |a, b|
+      @machine.write(a, "x" * 12_000) # no line end: the reader keeps it
+      @machine.spin { @machine.io(b).read_line }
+    end
+    @machine.sleep(0.05) until @machine.metrics[:buffer_exhausted] > 0 || readers.all?(&:done?)
+
+    a, b = socketpair
+    data = Random.new(7).bytes(256 * 1024)
+    writer = @machine.spin do
+      @machine.writev(a, data)
+      @machine.close(a)
+    end
+    got = []
+    @machine.timeout(20, Timeout::Error) { @machine.recv_each(b, 0) { |chunk| got << chunk } }
+    assert_equal data, got.join
+    assert_operator @machine.metrics[:buffer_exhausted], :>, 0, "the pool was never exhausted: the test tests nothing"
+
+    holders.each do |w, _|
+      @machine.write(w, "\n")
+      @machine.close(w)
+    end
+    @machine.join(writer, *readers)
+    assert_equal ["x" * 12_000], readers.map(&:result).uniq
+    assert_equal 0, @machine.metrics[:buffers_in_use]
+  end
+
   def test_accept_each
     listener = track_fd(@machine.tcp_listen("127.0.0.1", 0))
     port = local_port(listener)

@@ -21,12 +21,14 @@ struct um_multishot {
   struct um_op *op;
   int fd;
   int flags;
+  unsigned generation; // the pool's growth count when the op was armed
 };
 
 static void um_multishot_arm(struct um_multishot *ms) {
   struct um *m = ms->m;
   struct um_op *op = ms->op;
   op->flags &= ~(OP_F_COMPLETED | OP_F_CANCELED);
+  ms->generation = um_pool_generation(m);
   struct io_uring_sqe *sqe = um_get_sqe(m, op);
   switch (op->kind) {
     case OP_ACCEPT_MULTI:
@@ -58,6 +60,16 @@ static const char *um_multishot_name(struct um_op *op) {
   }
 }
 
+// The pool is exhausted: one read or receive into a String of our own
+// (kept alive by um_read/um_recv until the kernel lets go). nil at EOF.
+static VALUE um_multishot_read_own(struct um_multishot *ms) {
+  VALUE str = rb_str_buf_new(UM_POOL_BUFFER_SIZE);
+  VALUE len = ms->op->kind == OP_RECV_MULTI
+    ? um_recv(ms->m, ms->fd, str, UM_POOL_BUFFER_SIZE, ms->flags)
+    : um_read(ms->m, ms->fd, str, UM_POOL_BUFFER_SIZE, 0, -1);
+  return NUM2LONG(len) ? str : Qnil;
+}
+
 static VALUE um_multishot_loop(VALUE arg) {
   struct um_multishot *ms = (struct um_multishot *)arg;
   struct um *m = ms->m;
@@ -72,8 +84,14 @@ static VALUE um_multishot_loop(VALUE arg) {
     struct um_result r = op->data.results.items[op->data.results.head++];
     bool more = r.flags & IORING_CQE_F_MORE;
     if (r.res == -ENOBUFS) {
-      // The kernel ran short of buffers: grow the pool and go on.
-      if (!um_pool_grow(m)) rb_syserr_fail(ENOBUFS, um_multishot_name(op));
+      // The kernel ran short of buffers: grow the pool once per shortage
+      // (every multishot op waiting then sees it). At capacity, one plain
+      // read into memory of our own takes the data, so none is lost.
+      if (!um_pool_grow_after(m, ms->generation)) {
+        VALUE str = um_multishot_read_own(ms);
+        if (NIL_P(str)) return Qnil;
+        rb_yield(str);
+      }
     }
     else if (um_multishot_done(op, r.res)) {
       um_pool_recycle(m, r.flags);
