@@ -117,6 +117,15 @@ class UMIOTest < UMTestCase
     assert_nil io.read(-10)
   end
 
+  # -(-2**63) does not fit a long: UBSan caught the negation.
+  def test_read_most_negative_length
+    r, w = pipe
+    io = @machine.io(r)
+    feed(w, "abc")
+    assert_equal "abc", io.read(-2**63)
+    assert_raises(RangeError) { io.read(-2**64) }
+  end
+
   def test_read_exact_at_eof
     r, w = pipe
     io = @machine.io(r)

@@ -261,7 +261,9 @@ VALUE um_io_read_to_delim(struct um_io *io, const char *delim, size_t dlen, size
 VALUE um_io_read(struct um_io *io, long len) {
   if (len <= 0) {
     if (!io->pending && !um_io_fill(io)) return Qnil;
-    size_t n = len == 0 || (size_t)-len > io->pending ? io->pending : (size_t)-len;
+    // Negated as unsigned: -len overflows for LONG_MIN.
+    size_t most = (size_t)0 - (size_t)len;
+    size_t n = len == 0 || most > io->pending ? io->pending : most;
     return um_io_take(io, n);
   }
   while (io->pending < (size_t)len)
