@@ -206,6 +206,7 @@ class MutexTest < UMTestCase
   # (or themselves) before unlocking. In the end every locker got the lock
   # or was interrupted, none waits, and the mutex is free.
   def test_stress_interrupted_waiters_and_unlockers
+    skip_timing_under_gc_stress
     mutex = UM::Mutex.new
     rng = Random.new(1234)
     inside = 0
@@ -247,6 +248,7 @@ class MutexTest < UMTestCase
   # The same across two threads, each with its machine: a wake from one
   # machine goes to a waiter of the other.
   def test_stress_across_threads
+    skip_timing_under_gc_stress
     result = in_child_within(10) do
       mutex = UM::Mutex.new
       inside = 0
@@ -435,6 +437,7 @@ class QueueTest < UMTestCase
   # There are more uninterrupted consumers than items, so in the end the
   # queue must be empty and every item taken exactly once.
   def test_stress_interrupted_consumers_and_producer
+    skip_timing_under_gc_stress
     q = UM::Queue.new
     rng = Random.new(4321)
     got = []
@@ -471,6 +474,7 @@ class QueueTest < UMTestCase
   # The same across two threads with their machines: pushes on one machine
   # wake consumers on the other; each thread interrupts its own consumers.
   def test_stress_across_threads
+    skip_timing_under_gc_stress
     result = in_child_within(10) do
       q = UM::Queue.new
       ready = UM::Queue.new
