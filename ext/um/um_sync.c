@@ -25,7 +25,6 @@ static void um_futex_require(void) {
 
 struct um_futex_ctx {
   struct um *m;
-  struct um_op *op;
   uint32_t *word;
   uint32_t value;  // wait: the expected value; wake: how many to wake
   VALUE owner;
