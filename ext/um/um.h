@@ -193,7 +193,6 @@ VALUE um_op_run(struct um *m, struct um_op *op);
 VALUE um_op_wait(struct um *m, struct um_op *op);
 VALUE um_op_await(struct um *m, struct um_op *op, int32_t *res);
 void um_op_discard(struct um *m, struct um_op *op);
-VALUE um_op_await_async(struct um *m, struct um_op *op);
 void um_op_set_buffer(struct um *m, struct um_op *op, VALUE buffer);
 void um_ops_mark(struct um *m);
 void um_ops_compact(struct um *m);

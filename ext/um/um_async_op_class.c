@@ -1,5 +1,6 @@
 // UM::AsyncOp: an operation not tied to a fiber (#prep_timeout).
 #include "um.h"
+#include "um_async_op.h"
 #include <errno.h>
 
 static VALUE cAsyncOp;
@@ -9,6 +10,7 @@ struct um_async_op {
   VALUE machine;
   struct um *m;     // holds a reference: the record lives in its pool
   struct um_op *op;
+  struct um_async_waiters waiters;  // fibers in #await
 };
 
 static void async_op_mark(void *ptr) {
@@ -28,11 +30,13 @@ static void async_op_free(void *ptr) {
     um_op_release(a->m, a->op);
   }
   if (a->m) um_unref(a->m);
+  um_async_waiters_free(&a->waiters);
   free(a);
 }
 
 static size_t async_op_memsize(const void *ptr) {
-  return sizeof(struct um_async_op);
+  const struct um_async_op *a = ptr;
+  return sizeof(struct um_async_op) + a->waiters.cap * sizeof(struct um_op *);
 }
 
 static const rb_data_type_t async_op_type = {
@@ -67,14 +71,25 @@ static VALUE um_prep_timeout_m(VALUE self, VALUE seconds) {
   return obj;
 }
 
-/* Waits for the operation to finish; returns its result (-ETIME for an expired timer). */
+/*
+ * call-seq: await -> Integer
+ *
+ * Waits for the operation to finish (any number of fibers may wait at once)
+ * and returns its result: -ETIME for an expired timer. Raises
+ * Errno::ECANCELED if the operation was cancelled. A timeout or exception
+ * that interrupts the wait cancels the operation.
+ */
 static VALUE async_op_await(VALUE self) {
   struct um_async_op *a = async_op_get(self);
   um_check_owner(a->m);
-  return um_op_await_async(a->m, a->op);
+  VALUE v = um_async_op_await(a->m, a->op, &a->waiters);
+  RB_GC_GUARD(self);
+  if (v != Qundef) return v;
+  if (a->op->res == -ECANCELED) rb_syserr_fail(ECANCELED, "AsyncOp#await");
+  return INT2NUM(a->op->res);
 }
 
-/* Cancels the operation if it is still running. */
+/* Cancels the operation if it is still running; its awaiters raise Errno::ECANCELED. */
 static VALUE async_op_cancel(VALUE self) {
   struct um_async_op *a = async_op_get(self);
   um_check_owner(a->m);

@@ -347,20 +347,3 @@ void um_ops_free_all(struct um *m) {
   m->chunks = NULL;
   m->live_ops = m->free_ops = NULL;
 }
-
-// Waits for an op owned by an AsyncOp. Unlike um_op_run, an early wake
-// leaves the op running: only AsyncOp#cancel cancels it.
-VALUE um_op_await_async(struct um *m, struct um_op *op) {
-  if (op->flags & OP_F_COMPLETED) return INT2NUM(op->res);
-
-  op->flags |= OP_F_WAITING;
-  RB_OBJ_WRITE(m->self, &op->fiber, rb_fiber_current());
-  int state = 0;
-  VALUE v = rb_protect(um_switch_protected, (VALUE)m, &state);
-  op->flags &= ~OP_F_WAITING;
-  if (!state && m->resumed_by == op) return INT2NUM(op->res);
-
-  um_runqueue_remove(m, op);
-  if (state) rb_jump_tag(state);
-  return um_raise_if_exception(v);
-}
