@@ -1,0 +1,211 @@
+# frozen_string_literal: true
+
+require_relative "ssl_helper"
+
+# Several fibers on one SSL socket, interruptions while OpenSSL waits for
+# record I/O, and the length rules of #ssl_write and #ssl_read.
+class SSLFibersTest < UMTestCase
+  include SSLTestHelpers
+
+  def teardown
+    close_tracked_ios
+    super
+  end
+
+  # The client writes count lines (with ssl_write) while another fiber keeps
+  # timing out in ssl_read on the same socket; the server echoes them. Every
+  # line comes back, in order.
+  def test_ssl_read_timeouts_while_another_fiber_writes
+    server, client = connected_pair
+    count = 300
+    lines = Array.new(count) { |i| format("%05d %s\n", i, "x" * (i % 200)) }
+    expected = lines.join
+    echo = @machine.spin do
+      got = ssl_read_full(server, expected.bytesize, 700)
+      @machine.ssl_write(server, got)
+    end
+    received = +""
+    timeouts = 0
+    reader = @machine.spin do
+      buf = +""
+      while received.bytesize < expected.bytesize
+        begin
+          n = @machine.timeout(0.0002 + (rand * 0.0005), MyError) { @machine.ssl_read(client, buf, 500) }
+          break if n.zero?
+
+          received << buf
+        rescue MyError
+          timeouts += 1
+        end
+      end
+    end
+    writer = @machine.spin do
+      lines.each_with_index do |line, i|
+        @machine.ssl_write(client, line)
+        @machine.sleep(0.0003) if (i % 7).zero?
+        GC.start if (i % 100).zero?
+      end
+    end
+    run_fibers!(echo, reader, writer, seconds: 10)
+    assert_operator timeouts, :>, 0
+    assert_equal expected, received
+  end
+
+  # Two fibers read the same socket; one of them times out repeatedly. What
+  # the peer sends arrives whole at one reader or the other.
+  def test_two_readers_one_timing_out
+    server, client = connected_pair
+    expected = Array.new(200) { |i| format("%04d\n", i) }.join
+    received = +""
+    steady = @machine.spin do
+      buf = +""
+      while received.bytesize < expected.bytesize
+        n = @machine.ssl_read(server, buf, 64)
+        break if n.zero?
+
+        received << buf
+      end
+    end
+    jittery = @machine.spin do
+      buf = +""
+      while received.bytesize < expected.bytesize
+        begin
+          n = @machine.timeout(0.0003, MyError) { @machine.ssl_read(server, buf, 64) }
+          break if n.zero?
+
+          received << buf
+        rescue MyError
+          nil
+        end
+      end
+    end
+    writer = @machine.spin do
+      expected.each_line.with_index do |line, i|
+        @machine.ssl_write(client, line)
+        @machine.sleep(0.0005) if i.even?
+      end
+    end
+    run_fibers(writer, seconds: 10)
+    @machine.timeout(5, HangError) { @machine.sleep(0.001) until received.bytesize >= expected.bytesize }
+    @machine.terminate(steady, jittery)
+    run_fibers(steady, jittery)
+    assert_equal expected.lines.sort, received.lines.sort
+  end
+
+  # A reader terminated while OpenSSL waits for a record; meanwhile a writer
+  # works on the same socket, the GC runs (and compacts); afterwards a new
+  # reader gets the data.
+  def test_fiber_terminated_mid_read_and_gc_while_pending
+    server, client = connected_pair
+    readers = Array.new(3) { @machine.spin { @machine.ssl_read(server, +"", 100) } }
+    @machine.sleep(0.01)
+    writer = @machine.spin { @machine.ssl_write(server, "from the server") }
+    GC.start(full_mark: true, immediate_sweep: true)
+    GC.compact if GC.respond_to?(:compact)
+    @machine.terminate(*readers)
+    results = run_fibers(*readers)
+    assert(results.all? { |r| r.is_a?(UM::Terminate) }, results.inspect)
+    assert_equal "from the server", run_fibers!(@machine.spin { ssl_read_full(client, 15) })
+    run_fibers!(writer)
+    GC.start
+    c = @machine.spin do
+      @machine.sleep(0.01)
+      @machine.ssl_write(client, "late")
+    end
+    s = @machine.spin do
+      buf = +""
+      [@machine.ssl_read(server, buf, 100), buf]
+    end
+    assert_equal [[4, "late"], 4], run_fibers!(s, c)
+  end
+
+  # A reader and a writer on each end, as with a core SSLSocket: a fiber
+  # waiting for a record never keeps the other direction from moving.
+  def test_reader_never_blocks_writer
+    server, client = connected_pair
+    data = Random.bytes(1 << 20)
+    # Both ends write before either reads: the sockets' buffers fill up.
+    sw = @machine.spin { @machine.ssl_write(server, data) }
+    cw = @machine.spin { @machine.ssl_write(client, data) }
+    sr = @machine.spin { ssl_read_full(server, data.bytesize) }
+    cr = @machine.spin { ssl_read_full(client, data.bytesize) }
+    written_s, written_c, read_s, read_c = run_fibers!(sw, cw, sr, cr, seconds: 20)
+    assert_equal [data.bytesize, data.bytesize], [written_s, written_c]
+    assert_equal Digest::SHA256.digest(data), Digest::SHA256.digest(read_s)
+    assert_equal Digest::SHA256.digest(data), Digest::SHA256.digest(read_c)
+  end
+
+  # The stock methods after ssl_set_bio: a reader fiber in readpartial and a
+  # writer fiber on the same socket.
+  def test_stock_reader_and_writer_on_one_socket
+    server, client = connected_pair
+    reader = @machine.spin { client.readpartial(100) }
+    @machine.sleep(0.01)
+    writer = @machine.spin { client.write("ping") }
+    echo = @machine.spin { server.write(server.readpartial(100).upcase) }
+    assert_equal ["PING", 4, 4], run_fibers!(reader, writer, echo)
+  end
+
+  # ssl_write: len 0, nil or -1 means the whole buffer.
+  def test_ssl_write_len_means_whole_buffer
+    server, client = connected_pair
+    s = @machine.spin { ssl_read_full(server, 18) }
+    c = @machine.spin do
+      [
+        @machine.ssl_write(client, "hello", 0),
+        @machine.ssl_write(client, " there", nil),
+        @machine.ssl_write(client, " all", -1),
+        @machine.ssl_write(client, "!!", 1),
+        @machine.ssl_write(client, IO::Buffer.for("xy"), 0)
+      ]
+    end
+    received, written = run_fibers!(s, c)
+    assert_equal [5, 6, 4, 1, 2], written
+    assert_equal "hello there all!xy", received
+  end
+
+  def test_ssl_read_argument_errors
+    server, client = connected_pair
+    plain, = raw_pair
+    buf = +""
+    assert_raises(TypeError) { @machine.ssl_read(server, buf, 1.5) }
+    assert_raises(TypeError) { @machine.ssl_read(server, buf, :ten) }
+    assert_raises(TypeError) { @machine.ssl_read(server, nil, 10) }
+    assert_raises(TypeError) { @machine.ssl_read(server, 42, 10) }
+    assert_raises(FrozenError, TypeError) { @machine.ssl_read(server, "frozen", 10) }
+    assert_raises(ArgumentError) { @machine.ssl_read(server, buf, -1) }
+    assert_raises(ArgumentError) { @machine.ssl_read(server, buf, -100) }
+    assert_raises(TypeError) { @machine.ssl_read(plain.fileno, buf, 10) }
+    assert_raises(TypeError) { @machine.ssl_read(plain, buf, 10) }
+    assert_raises(TypeError) { @machine.ssl_read(Object.new, buf, 10) }
+    assert_raises(ArgumentError) { @machine.ssl_read(server, buf) }
+    assert_raises(TypeError) { @machine.ssl_write(server, "abc", 1.5) }
+    assert_raises(ArgumentError) { @machine.ssl_write(server, "abc", -2) }
+    assert_equal 0, @machine.ssl_read(server, buf, 0)
+    # The socket still works.
+    s = @machine.spin { ssl_read_full(server, 2) }
+    c = @machine.spin { @machine.ssl_write(client, "ok") }
+    assert_equal ["ok", 2], run_fibers!(s, c)
+  end
+
+  # A fiber that re-enters OpenSSL on a socket it is already inside of
+  # (from a verify callback) gets UM::Error, not a corrupt SSL object.
+  def test_reentry_from_verify_callback
+    cctx = client_context
+    reentry = nil
+    cctx.verify_callback = lambda do |ok, _store|
+      reentry ||= begin
+        @machine.ssl_write(@client_for_callback, "x")
+        :no_error
+      rescue UM::Error => e
+        e
+      end
+      ok
+    end
+    server, client = ssl_pair(server_context, cctx)
+    @client_for_callback = client
+    handshake(server, client)
+    assert_kind_of UM::Error, reentry
+    assert_match(/already/, reentry.message)
+  end
+end
