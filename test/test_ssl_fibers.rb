@@ -92,6 +92,60 @@ class SSLFibersTest < UMTestCase
     assert_equal expected.lines.sort, received.lines.sort
   end
 
+  # A fiber waits in ssl_read while another one's ssl_read on the same
+  # socket times out, repeatedly (OpenSSL, entered twice, once dropped its
+  # read buffer under the first fiber's pending recv: a crash in SSL_read).
+  def test_ssl_read_pending_while_another_reader_times_out
+    server, client = connected_pair
+    reader = @machine.spin do
+      buf = +""
+      Array.new(3) do
+        @machine.ssl_read(server, buf, 100)
+        buf.dup
+      end
+    end
+    @machine.sleep(0.01)
+    jittery = @machine.spin do
+      Array.new(5) do
+        @machine.timeout(0.005, MyError) { @machine.ssl_read(server, +"", 100) }
+      rescue MyError => e
+        e
+      end
+    end
+    assert(run_fibers!(jittery).all?(MyError))
+    GC.start
+    %w[one two three].each do |word|
+      @machine.ssl_write(client, word)
+      @machine.sleep(0.01)
+    end
+    assert_equal %w[one two three], run_fibers!(reader)
+  end
+
+  # A writer times out (the peer does not read) while a reader waits on the
+  # same socket; the reader still gets what the peer sends.
+  def test_ssl_write_timeout_while_a_reader_waits
+    server, client = connected_pair
+    fill_send_buffer(server.to_io)
+    reader = @machine.spin { buf = +""; [@machine.ssl_read(server, buf, 100), buf] }
+    @machine.sleep(0.01)
+    writer = @machine.spin do
+      @machine.timeout(0.02, MyError) { @machine.ssl_write(server, "x" * 100_000) }
+    rescue MyError => e
+      e
+    end
+    assert_kind_of MyError, run_fibers(writer)
+    GC.start
+    @machine.ssl_write(client, "one")
+    assert_equal [3, "one"], run_fibers!(reader)
+  end
+
+  # Fills the socket's send buffer with raw bytes the peer never reads.
+  def fill_send_buffer(io)
+    loop { io.write_nonblock("z" * 65_536) }
+  rescue IO::WaitWritable
+    nil
+  end
+
   # A reader terminated while OpenSSL waits for a record; meanwhile a writer
   # works on the same socket, the GC runs (and compacts); afterwards a new
   # reader gets the data.
