@@ -82,7 +82,6 @@ class UringMachine
     # Writes the string (or as much of it as one TLS write takes), waiting
     # on the machine while the socket's send buffer is full.
     def syswrite(string)
-      string = string.to_s
       UringMachine.__send__(:ssl_writing, self) do
         __um_retry { syswrite_nonblock(string, exception: false) }
       end
