@@ -232,6 +232,9 @@ class SSLFibersTest < UMTestCase
     assert_raises(TypeError) { @machine.ssl_read(plain.fileno, buf, 10) }
     assert_raises(TypeError) { @machine.ssl_read(plain, buf, 10) }
     assert_raises(TypeError) { @machine.ssl_read(Object.new, buf, 10) }
+    # The socket is checked first, even when there is nothing to read.
+    assert_raises(TypeError) { @machine.ssl_read(plain, buf, 0) }
+    assert_raises(TypeError) { @machine.ssl_read(nil, buf, 0) }
     assert_raises(ArgumentError) { @machine.ssl_read(server, buf) }
     assert_raises(TypeError) { @machine.ssl_write(server, "abc", 1.5) }
     assert_raises(ArgumentError) { @machine.ssl_write(server, "abc", -2) }
