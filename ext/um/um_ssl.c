@@ -45,9 +45,9 @@ static void link_free(void *ptr) {
   struct um_ssl_link *link = ptr;
   um_ssl_lock_free(&link->calls);
   um_ssl_lock_free(&link->writes);
-  free(link->rbuf);
-  free(link->wbuf);
-  free(ptr);
+  ruby_xfree(link->rbuf);
+  ruby_xfree(link->wbuf);
+  ruby_xfree(ptr);
 }
 
 static size_t link_size(const void *ptr) {
@@ -240,21 +240,19 @@ SSL *um_ssl_set_bio(VALUE machine, VALUE sock) {
   }
 
   int fd = um_ssl_socket_fd(sock);
-  BIO *bio = BIO_new(um_bio_method_get());
-  if (!bio) rb_raise(eUMError, "cannot create an OpenSSL BIO");
-
   VALUE holder = TypedData_Make_Struct(rb_cObject, struct um_ssl_link, &um_ssl_link_type, link);
   link->self = holder;
   RB_OBJ_WRITE(holder, &link->machine, machine);
   link->pending = Qnil;
   link->calls.owner = link->writes.owner = Qnil;
   link->fd = fd;
-  link->rbuf = malloc(UM_SSL_BIO_CHUNK);
-  link->wbuf = malloc(UM_SSL_BIO_CHUNK);
-  if (!link->rbuf || !link->wbuf) {
-    BIO_free(bio);
-    rb_raise(rb_eNoMemError, "cannot allocate the SSL socket's BIO buffers");
-  }
+  // ruby_xmalloc: the GC counts them, and collects the sockets they belong
+  // to accordingly.
+  link->rbuf = ruby_xmalloc(UM_SSL_BIO_CHUNK);
+  link->wbuf = ruby_xmalloc(UM_SSL_BIO_CHUNK);
+
+  BIO *bio = BIO_new(um_bio_method_get());
+  if (!bio) rb_raise(eUMError, "cannot create an OpenSSL BIO");
   rb_ivar_set(sock, id_link, holder);
   BIO_set_data(bio, link);
   // One reference for both directions.

@@ -5,8 +5,10 @@
 #include "um.h"
 #include <openssl/ssl.h>
 
-// Bytes the BIO moves per recv or send: a TLS record and more.
-#define UM_SSL_BIO_CHUNK (32 * 1024)
+// Bytes the BIO moves per recv or send at most: a whole TLS record (16 KiB
+// of data, its header and up to 256 bytes of expansion). OpenSSL takes a
+// shorter recv or send as it takes one from a socket.
+#define UM_SSL_BIO_CHUNK (17 * 1024)
 
 // A lock among the fibers of a machine, held across no kernel wait that
 // another fiber's progress could depend on.
