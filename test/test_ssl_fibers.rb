@@ -266,3 +266,48 @@ class SSLFibersTest < UMTestCase
     assert_match(/already/, reentry.message)
   end
 end
+
+# A socket that #ssl_read (or #ssl_write, or UM::IO) put on the machine
+# without #ssl_set_bio: its stock methods wait on the machine too.
+class SSLImplicitBIOTest < UMTestCase
+  include SSLTestHelpers
+
+  def teardown
+    close_tracked_ios
+    super
+  end
+
+  def test_stock_methods_after_implicit_bio
+    a, b = raw_pair
+    server = OpenSSL::SSL::SSLSocket.new(a, server_context)
+    client = OpenSSL::SSL::SSLSocket.new(b, client_context)
+    client.hostname = "localhost"
+    peer = Thread.new do
+      client.connect
+      client.write("first")
+      sleep 0.2
+      client.write("second")
+      client.close
+    end
+    server.accept # stock, before the machine knows the socket
+    buf = +""
+    assert_equal 5, @machine.ssl_read(server, buf, 100)
+    assert_equal "first", buf
+    ticks = 0
+    ticker = @machine.spin do
+      loop do
+        @machine.sleep(0.02)
+        ticks += 1
+      end
+    end
+    reader = @machine.spin { server.readpartial(100) }
+    assert_equal "second", run_fibers!(reader)
+    @machine.terminate(ticker)
+    run_fibers(ticker)
+    assert peer.join(5)
+    # The machine ran its other fibers while readpartial waited.
+    assert_operator ticks, :>=, 3
+  ensure
+    peer&.kill
+  end
+end

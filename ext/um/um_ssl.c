@@ -230,6 +230,14 @@ static int um_ssl_socket_fd(VALUE sock) {
   return rb_io_descriptor(io);
 }
 
+// The BIO never waits for the socket: the socket's stock methods must wait
+// on the machine (UringMachine::SSLSocketOnRing, lib/uringmachine/ssl.rb),
+// however the BIO got there (#ssl_set_bio, #ssl_read, UM::IO...).
+static void um_ssl_extend(VALUE sock) {
+  VALUE mod = rb_const_get(cUM, rb_intern("SSLSocketOnRing"));
+  if (!rb_obj_is_kind_of(sock, mod)) rb_extend_object(sock, mod);
+}
+
 SSL *um_ssl_set_bio(VALUE machine, VALUE sock) {
   SSL *ssl = um_ssl_get(sock);
   struct um_ssl_link *link = um_ssl_link_of(sock);
@@ -257,6 +265,7 @@ SSL *um_ssl_set_bio(VALUE machine, VALUE sock) {
   BIO_set_data(bio, link);
   // One reference for both directions.
   SSL_set_bio(ssl, bio, bio);
+  um_ssl_extend(sock);
   return ssl;
 }
 

@@ -16,11 +16,10 @@ class UringMachine
   # Raises TypeError for anything but an OpenSSL::SSL::SSLSocket.
   def ssl_set_bio(ssl_socket)
     install_ssl_bio(ssl_socket)
-    ssl_socket.extend(SSLSocketOnRing) unless ssl_socket.is_a?(SSLSocketOnRing)
-    ssl_socket
   end
 
-  # Extends an SSLSocket whose BIO runs on a machine.
+  # Extends an SSLSocket whose BIO runs on a machine (installing the BIO,
+  # by #ssl_set_bio, #ssl_read, #ssl_write or UM::IO, extends the socket).
   #
   # One fiber at a time runs OpenSSL on the socket, and only for one attempt
   # that does not wait: the *_nonblock methods run as they are (so
