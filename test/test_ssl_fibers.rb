@@ -146,6 +146,23 @@ class SSLFibersTest < UMTestCase
     nil
   end
 
+  # Two records that came in one recv: the second one waits in the BIO
+  # for the next read, a non-blocking one included.
+  def test_records_kept_for_the_next_read
+    server, client = connected_pair
+    @machine.ssl_write(client, "aaa")
+    @machine.ssl_write(client, "bbb")
+    @machine.ssl_write(client, "ccc")
+    @machine.sleep(0.01)
+    first = run_fibers!(@machine.spin { server.readpartial(100) })
+    GC.start
+    second = server.read_nonblock(100, exception: false)
+    buf = +""
+    third = @machine.ssl_read(server, buf, 100)
+    assert_equal ["aaa", "bbb", 3, "ccc"], [first, second, third, buf]
+    assert_equal :wait_readable, server.read_nonblock(100, exception: false)
+  end
+
   # A reader terminated while OpenSSL waits for a record; meanwhile a writer
   # works on the same socket, the GC runs (and compacts); afterwards a new
   # reader gets the data.

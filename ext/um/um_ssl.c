@@ -27,6 +27,7 @@ static void link_mark(void *ptr) {
   rb_gc_mark_movable(link->pending);
   rb_gc_mark_movable(link->calls.owner);
   rb_gc_mark_movable(link->writes.owner);
+  rb_gc_mark_movable(link->reads.owner);
 }
 
 static void link_compact(void *ptr) {
@@ -36,6 +37,7 @@ static void link_compact(void *ptr) {
   link->pending = rb_gc_location(link->pending);
   link->calls.owner = rb_gc_location(link->calls.owner);
   link->writes.owner = rb_gc_location(link->writes.owner);
+  link->reads.owner = rb_gc_location(link->reads.owner);
 }
 
 // The BIO never touches the link once the SSL object frees it, and the SSL
@@ -45,6 +47,7 @@ static void link_free(void *ptr) {
   struct um_ssl_link *link = ptr;
   um_ssl_lock_free(&link->calls);
   um_ssl_lock_free(&link->writes);
+  um_ssl_lock_free(&link->reads);
   ruby_xfree(link->rbuf);
   ruby_xfree(link->wbuf);
   ruby_xfree(ptr);
@@ -53,7 +56,7 @@ static void link_free(void *ptr) {
 static size_t link_size(const void *ptr) {
   const struct um_ssl_link *link = ptr;
   return sizeof(struct um_ssl_link) + 2 * UM_SSL_BIO_CHUNK +
-    (link->calls.cap + link->writes.cap) * sizeof(struct um_op *);
+    (link->calls.cap + link->writes.cap + link->reads.cap) * sizeof(struct um_op *);
 }
 
 static const rb_data_type_t um_ssl_link_type = {
@@ -104,6 +107,34 @@ static void um_link_keep_pending(struct um_ssl_link *link, VALUE value, int stat
   link->has_pending = true;
 }
 
+// What a recv that waited outside OpenSSL brought comes first, in order;
+// while such a recv is in the kernel, or in a blocking call (which waits
+// for data outside OpenSSL, with one recv), the BIO asks OpenSSL to retry.
+// INT_MIN: the BIO is to try a recv itself.
+static int um_bio_read_stash(BIO *bio, struct um_ssl_link *link, char *ptr, int len) {
+  if (link->stash_len) {
+    size_t n = (size_t)len < link->stash_len ? (size_t)len : link->stash_len;
+    memcpy(ptr, link->rbuf + link->stash_off, n);
+    link->stash_off += n;
+    link->stash_len -= n;
+    return (int)n;
+  }
+  if (link->stash_eof) {
+    link->stash_eof = false;
+    return 0;
+  }
+  if (link->stash_errno) {
+    errno = link->stash_errno;
+    link->stash_errno = 0;
+    return -1;
+  }
+  if (link->filling || link->defer_reads) {
+    BIO_set_retry_read(bio);
+    return -1;
+  }
+  return INT_MIN;
+}
+
 static int um_bio_io(BIO *bio, enum um_op_kind kind, char *ptr, int len) {
   struct um_ssl_link *link = BIO_get_data(bio);
   BIO_clear_retry_flags(bio);
@@ -112,6 +143,10 @@ static int um_bio_io(BIO *bio, enum um_op_kind kind, char *ptr, int len) {
     return -1;
   }
   if (len <= 0) return 0;
+  if (kind == OP_RECV) {
+    int served = um_bio_read_stash(bio, link, ptr, len);
+    if (served != INT_MIN) return served;
+  }
 
   size_t count = (size_t)len > UM_SSL_BIO_CHUNK ? UM_SSL_BIO_CHUNK : (size_t)len;
   if (kind == OP_SEND) memcpy(link->wbuf, ptr, count);
@@ -252,7 +287,7 @@ SSL *um_ssl_set_bio(VALUE machine, VALUE sock) {
   link->self = holder;
   RB_OBJ_WRITE(holder, &link->machine, machine);
   link->pending = Qnil;
-  link->calls.owner = link->writes.owner = Qnil;
+  link->calls.owner = link->writes.owner = link->reads.owner = Qnil;
   link->fd = fd;
   // ruby_xmalloc: the GC counts them, and collects the sockets they belong
   // to accordingly.
@@ -334,6 +369,57 @@ static struct um_ssl_link *um_ssl_link_get(VALUE sock) {
   return link;
 }
 
+static VALUE um_ssl_fill_body(VALUE arg) {
+  struct um_ssl_link *link = (struct um_ssl_link *)arg;
+  // Another reader filled it meanwhile: nothing to wait for.
+  if (link->stash_len || link->stash_eof || link->stash_errno) return Qundef;
+
+  struct um *m = um_get_machine(link->machine);
+  // As in um_bio_transfer: the kernel writes rbuf, which the record keeps
+  // alive until its CQE, and a fiber woken early waits for that CQE.
+  struct um_op *op = um_op_new(m, OP_RECV, OP_F_CALLER_MEM);
+  RB_OBJ_WRITE(m->self, &op->extra, link->self);
+  io_uring_prep_recv(um_get_sqe(m, op), link->fd, link->rbuf, UM_SSL_BIO_CHUNK, 0);
+  link->filling = true;
+  int32_t res;
+  VALUE v = um_op_await(m, op, &res);
+  if (v != Qundef) return v;
+  // Bytes that arrived are kept even when a wake came with them (the engine
+  // delivers that wake later): the TLS stream must not lose them.
+  if (res > 0) {
+    link->stash_off = 0;
+    link->stash_len = (size_t)res;
+  }
+  else if (res == 0)
+    link->stash_eof = true;
+  else if (res != -EAGAIN && res != -EINTR)
+    link->stash_errno = -res;
+  return Qundef;
+}
+
+struct um_ssl_fill_arg {
+  struct um *m;
+  struct um_ssl_link *link;
+};
+
+static VALUE um_ssl_fill_ensure(VALUE arg) {
+  struct um_ssl_fill_arg *f = (struct um_ssl_fill_arg *)arg;
+  f->link->filling = false;
+  um_ssl_lock_give(f->m, &f->link->reads);
+  return Qnil;
+}
+
+// Waits (outside OpenSSL, without the lock on OpenSSL calls) for data on
+// the socket, with one recv into rbuf that the BIO then serves to OpenSSL:
+// a reader waiting for data never holds up a writer. One fiber at a time;
+// the others wait for it. Returns Qundef, or the value a wake gave instead.
+static VALUE um_ssl_fill(struct um *m, struct um_ssl_link *link) {
+  VALUE v = um_ssl_lock_take(m, &link->reads, link->self, "waiting for data");
+  if (v != Qundef) return v;
+  struct um_ssl_fill_arg f = { .m = m, .link = link };
+  return rb_ensure(um_ssl_fill_body, (VALUE)link, um_ssl_fill_ensure, (VALUE)&f);
+}
+
 // One step of OpenSSL work on the socket (SSL_read, SSL_write...): its
 // return value, as OpenSSL's functions return.
 typedef int (*um_ssl_step)(SSL *ssl, void *arg);
@@ -349,7 +435,9 @@ static VALUE um_ssl_run(VALUE sock, SSL *ssl, um_ssl_step step, void *arg, const
     VALUE v = um_ssl_lock_take(m, &link->calls, link->self, "inside OpenSSL");
     if (v != Qundef) return v;
     ERR_clear_error();
+    link->defer_reads = true;
     int ret = step(ssl, arg);
+    link->defer_reads = false;
     int err = ret > 0 ? SSL_ERROR_NONE : SSL_get_error(ssl, ret);
     int saved_errno = errno;
     um_ssl_lock_give(m, &link->calls);
@@ -357,7 +445,7 @@ static VALUE um_ssl_run(VALUE sock, SSL *ssl, um_ssl_step step, void *arg, const
 
     if ((err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) && !link->has_pending) {
       ERR_clear_error();
-      v = um_wait_ready(m, link->fd, err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT);
+      v = err == SSL_ERROR_WANT_READ ? um_ssl_fill(m, link) : um_wait_ready(m, link->fd, POLLOUT);
       if (v != Qundef) return v;
       continue;
     }
@@ -448,6 +536,7 @@ struct um_ssl_locked_arg {
   VALUE (*fn)(VALUE);
   VALUE arg;
   struct um *m;
+  struct um_ssl_link *link;
   struct um_ssl_lock *lock;
 };
 
@@ -458,6 +547,7 @@ static VALUE um_ssl_locked_body(VALUE arg) {
 
 static VALUE um_ssl_locked_ensure(VALUE arg) {
   struct um_ssl_locked_arg *l = (struct um_ssl_locked_arg *)arg;
+  if (l->lock == &l->link->calls) l->link->defer_reads = false;
   um_ssl_lock_give(l->m, l->lock);
   return Qnil;
 }
@@ -473,7 +563,7 @@ VALUE um_ssl_locked(VALUE sock, bool writes, VALUE (*fn)(VALUE), VALUE arg) {
   struct um_ssl_lock *lock = writes ? &link->writes : &link->calls;
   VALUE v = um_ssl_lock_take(m, lock, link->self, writes ? "writing" : "inside OpenSSL");
   if (v != Qundef) return v;
-  struct um_ssl_locked_arg l = { .fn = fn, .arg = arg, .m = m, .lock = lock };
+  struct um_ssl_locked_arg l = { .fn = fn, .arg = arg, .m = m, .link = link, .lock = lock };
   return rb_ensure(um_ssl_locked_body, (VALUE)&l, um_ssl_locked_ensure, (VALUE)&l);
 }
 
@@ -493,6 +583,29 @@ static int um_ssl_shutdown_step(SSL *ssl, void *arg) {
 static VALUE um_ssl_shutdown_run(VALUE arg) {
   struct um_ssl_io_arg *a = (struct um_ssl_io_arg *)arg;
   return um_ssl_run(a->sock, a->ssl, um_ssl_shutdown_step, a, "SSL_shutdown");
+}
+
+struct um_ssl_call_arg {
+  struct um_ssl_link *link;
+  bool blocking;
+  VALUE (*fn)(VALUE);
+  VALUE arg;
+};
+
+static VALUE um_ssl_call_body(VALUE arg) {
+  struct um_ssl_call_arg *c = (struct um_ssl_call_arg *)arg;
+  c->link->defer_reads = c->blocking; // reset by um_ssl_locked's ensure
+  return c->fn(c->arg);
+}
+
+// As um_ssl_locked on the lock on OpenSSL calls. blocking: fn is one
+// attempt of a blocking method, which waits for data with um_ssl_fill when
+// OpenSSL wants to read (so the BIO tries no recv of its own).
+VALUE um_ssl_call(VALUE sock, bool blocking, VALUE (*fn)(VALUE), VALUE arg) {
+  struct um_ssl_link *link = um_ssl_link_of(sock);
+  if (!link) return fn(arg);
+  struct um_ssl_call_arg c = { .link = link, .blocking = blocking, .fn = fn, .arg = arg };
+  return um_ssl_locked(sock, false, um_ssl_call_body, (VALUE)&c);
 }
 
 // len: 0, -1 (or nil, which the binding passes as -1): the whole buffer.
@@ -532,12 +645,13 @@ VALUE um_ssl_shutdown(VALUE sock) {
   return Qnil;
 }
 
-// Waits until the socket's fd is readable (or writable), for the stock
-// blocking methods that loop over the *_nonblock ones. Returns nil, or the
-// value a wake gave instead.
+// Waits until data came (um_ssl_fill) or the socket's fd is writable, for
+// the stock blocking methods that loop over the *_nonblock ones. Returns
+// nil, or the value a wake gave instead.
 VALUE um_ssl_wait(VALUE sock, bool writable) {
   struct um_ssl_link *link = um_ssl_link_get(sock);
-  VALUE v = um_wait_ready(um_get_machine(link->machine), link->fd, writable ? POLLOUT : POLLIN);
+  struct um *m = um_get_machine(link->machine);
+  VALUE v = writable ? um_wait_ready(m, link->fd, POLLOUT) : um_ssl_fill(m, link);
   return v == Qundef ? Qnil : v;
 }
 

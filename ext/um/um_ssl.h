@@ -32,8 +32,16 @@ struct um_ssl_link {
   int fd;
   struct um_ssl_lock calls;  // one fiber at a time inside OpenSSL
   struct um_ssl_lock writes; // one writer at a time from SSL_write to its last retry
+  struct um_ssl_lock reads;  // one fiber at a time waits for data (um_ssl_fill)
   char *rbuf;         // recv lands here, then is copied into OpenSSL's buffer
   char *wbuf;         // send reads from a copy here
+  // What a recv that waited (outside OpenSSL) brought, in rbuf: served to
+  // OpenSSL before anything else.
+  size_t stash_off, stash_len;
+  bool stash_eof;     // that recv returned 0
+  int stash_errno;    // it failed with this
+  bool filling;       // that recv is in the kernel: the BIO must not recv
+  bool defer_reads;   // a blocking call: the BIO's recv waits outside OpenSSL
 };
 
 // um_ssl_lock.c
@@ -50,6 +58,7 @@ VALUE um_ssl_write(VALUE machine, VALUE sock, VALUE buffer, ssize_t len);
 VALUE um_ssl_shutdown(VALUE sock);
 VALUE um_ssl_wait(VALUE sock, bool writable);
 VALUE um_ssl_locked(VALUE sock, bool writes, VALUE (*fn)(VALUE), VALUE arg);
+VALUE um_ssl_call(VALUE sock, bool blocking, VALUE (*fn)(VALUE), VALUE arg);
 void Init_um_ssl(void);
 
 #endif

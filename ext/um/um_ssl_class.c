@@ -86,14 +86,17 @@ static VALUE um_ssl_yield(VALUE arg) {
 }
 
 /*
- * call-seq: UringMachine.ssl_call(ssl_socket) { } -> block's value
+ * call-seq: UringMachine.ssl_call(ssl_socket, blocking) { } -> block's value
  *
  * Private: runs the block (a *_nonblock method of the socket, which never
- * waits for the fd) as the only fiber inside OpenSSL on this socket.
+ * waits for the fd) as the only fiber inside OpenSSL on this socket. With
+ * blocking (an attempt of a blocking method, which then waits with
+ * UringMachine.ssl_wait), OpenSSL's reads go to UringMachine.ssl_wait
+ * rather than trying the socket first.
  */
-static VALUE um_s_ssl_call(VALUE klass, VALUE sock) {
+static VALUE um_s_ssl_call(VALUE klass, VALUE sock, VALUE blocking) {
   um_ssl_get(sock);
-  return um_ssl_locked(sock, false, um_ssl_yield, Qnil);
+  return um_ssl_call(sock, RTEST(blocking), um_ssl_yield, Qnil);
 }
 
 /*
@@ -110,8 +113,9 @@ static VALUE um_s_ssl_writing(VALUE klass, VALUE sock) {
 /*
  * call-seq: UringMachine.ssl_wait(ssl_socket, writable) -> nil or value
  *
- * Private: waits on the socket's machine until its fd is readable (or
- * writable); returns nil, or the value the fiber was woken with instead.
+ * Private: waits on the socket's machine until data came (it is kept for
+ * OpenSSL) or the fd is writable; returns nil, or the value the fiber was
+ * woken with instead.
  */
 static VALUE um_s_ssl_wait(VALUE klass, VALUE sock, VALUE writable) {
   um_ssl_get(sock);
@@ -135,7 +139,7 @@ void Init_um_ssl_class(void) {
   rb_define_method(cUM, "ssl_read", um_ssl_read_m, 3);
   rb_define_method(cUM, "ssl_write", um_ssl_write_m, -1);
   rb_define_private_method(rb_singleton_class(cUM), "ssl_interruption", um_s_ssl_interruption, 1);
-  rb_define_private_method(rb_singleton_class(cUM), "ssl_call", um_s_ssl_call, 1);
+  rb_define_private_method(rb_singleton_class(cUM), "ssl_call", um_s_ssl_call, 2);
   rb_define_private_method(rb_singleton_class(cUM), "ssl_writing", um_s_ssl_writing, 1);
   rb_define_private_method(rb_singleton_class(cUM), "ssl_wait", um_s_ssl_wait, 2);
   rb_define_private_method(rb_singleton_class(cUM), "ssl_shutdown", um_s_ssl_shutdown, 1);

@@ -35,7 +35,7 @@ class UringMachine
   module SSLSocketOnRing
     %i[connect_nonblock accept_nonblock sysread_nonblock syswrite_nonblock].each do |name|
       define_method(name) do |*args, **opts, &block|
-        UringMachine.__send__(:ssl_call, self) do
+        UringMachine.__send__(:ssl_call, self, Thread.current[:__um_ssl_blocking]) do
           UringMachine.__send__(:ssl_interruption, self) # a stale one (from #stop) is dropped
           begin
             result = super(*args, **opts, &block)
@@ -94,7 +94,7 @@ class UringMachine
       return if closed?
 
       begin
-        UringMachine.__send__(:ssl_call, self) { UringMachine.__send__(:ssl_interruption, self) }
+        UringMachine.__send__(:ssl_call, self, false) { UringMachine.__send__(:ssl_interruption, self) }
         UringMachine.__send__(:ssl_shutdown, self)
       ensure
         io.close if sync_close && !io.closed?
@@ -105,8 +105,12 @@ class UringMachine
     private
 
     # Runs the block (a *_nonblock call with exception: false) until it
-    # stops asking to wait for the socket.
+    # stops asking to wait for the socket. Meanwhile the BIO leaves reading
+    # the socket to UringMachine.ssl_wait: one recv that waits, outside
+    # OpenSSL.
     def __um_retry
+      blocking = Thread.current[:__um_ssl_blocking] # fiber-local
+      Thread.current[:__um_ssl_blocking] = true
       loop do
         result = yield
         case result
@@ -116,6 +120,8 @@ class UringMachine
         end
         return woken unless woken.nil?
       end
+    ensure
+      Thread.current[:__um_ssl_blocking] = blocking
     end
 
     def __um_interrupted(value, result)
