@@ -392,7 +392,11 @@ static VALUE um_ssl_fill_body(VALUE arg) {
   }
   else if (res == 0)
     link->stash_eof = true;
-  else if (res != -EAGAIN && res != -EINTR)
+  else if (res == -EAGAIN)
+    // A kernel that answers EAGAIN for an O_NONBLOCK socket rather than
+    // waiting: wait for data, then the caller tries again.
+    return um_wait_ready(m, link->fd, POLLIN);
+  else if (res != -EINTR)
     link->stash_errno = -res;
   return Qundef;
 }
