@@ -14,6 +14,7 @@
 #include <string.h>
 #include <openssl/err.h>
 #include <ruby/io.h>
+#include <poll.h>
 
 static ID id_link;
 static ID id_to_io;
@@ -24,6 +25,9 @@ static void link_mark(void *ptr) {
   struct um_ssl_link *link = ptr;
   rb_gc_mark_movable(link->machine);
   rb_gc_mark_movable(link->pending);
+  rb_gc_mark_movable(link->calls.owner);
+  rb_gc_mark_movable(link->writes.owner);
+  rb_gc_mark_movable(link->reads.owner);
 }
 
 static void link_compact(void *ptr) {
@@ -31,16 +35,28 @@ static void link_compact(void *ptr) {
   link->self = rb_gc_location(link->self);
   link->machine = rb_gc_location(link->machine);
   link->pending = rb_gc_location(link->pending);
+  link->calls.owner = rb_gc_location(link->calls.owner);
+  link->writes.owner = rb_gc_location(link->writes.owner);
+  link->reads.owner = rb_gc_location(link->reads.owner);
 }
 
 // The BIO never touches the link once the SSL object frees it, and the SSL
-// object may be freed after the link (both die with the socket).
+// object may be freed after the link (both die with the socket). An op in
+// the kernel keeps the link alive (op->extra), so rbuf and wbuf outlive it.
 static void link_free(void *ptr) {
-  free(ptr);
+  struct um_ssl_link *link = ptr;
+  um_ssl_lock_free(&link->calls);
+  um_ssl_lock_free(&link->writes);
+  um_ssl_lock_free(&link->reads);
+  ruby_xfree(link->rbuf);
+  ruby_xfree(link->wbuf);
+  ruby_xfree(ptr);
 }
 
 static size_t link_size(const void *ptr) {
-  return sizeof(struct um_ssl_link);
+  const struct um_ssl_link *link = ptr;
+  return sizeof(struct um_ssl_link) + 2 * UM_SSL_BIO_CHUNK +
+    (link->calls.cap + link->writes.cap + link->reads.cap) * sizeof(struct um_op *);
 }
 
 static const rb_data_type_t um_ssl_link_type = {
@@ -50,11 +66,19 @@ static const rb_data_type_t um_ssl_link_type = {
 };
 
 // BIO callbacks
+//
+// OpenSSL runs them with the socket's lock held (one fiber inside OpenSSL
+// per socket), so each makes one attempt that does not wait (MSG_DONTWAIT):
+// EAGAIN goes back to OpenSSL as a retry, and the caller waits for the fd
+// outside OpenSSL, without the lock, as a core SSLSocket waits outside
+// OpenSSL on a non-blocking socket. A reader waiting for a record thus never
+// holds up a writer, nor the other way round. The kernel reads and writes
+// only the link's own memory: OpenSSL's buffers are copied to and from it,
+// while the BIO call runs.
 
 struct um_bio_call {
   struct um_ssl_link *link;
   enum um_op_kind kind;
-  void *ptr;
   size_t len;
   int32_t res;
   VALUE woken;
@@ -62,8 +86,18 @@ struct um_bio_call {
 
 static VALUE um_bio_transfer(VALUE arg) {
   struct um_bio_call *call = (struct um_bio_call *)arg;
-  struct um *m = um_get_machine(call->link->machine);
-  call->woken = um_transfer_raw(m, call->kind, call->link->fd, call->ptr, call->len, call->link->nonblock, &call->res);
+  struct um_ssl_link *link = call->link;
+  struct um *m = um_get_machine(link->machine);
+  // OP_F_CALLER_MEM: a fiber woken early waits for the kernel to let go of
+  // rbuf/wbuf; the record also keeps the link alive until its CQE.
+  struct um_op *op = um_op_new(m, call->kind, OP_F_CALLER_MEM);
+  RB_OBJ_WRITE(m->self, &op->extra, link->self);
+  struct io_uring_sqe *sqe = um_get_sqe(m, op);
+  if (call->kind == OP_RECV)
+    io_uring_prep_recv(sqe, link->fd, link->rbuf, call->len, MSG_DONTWAIT);
+  else
+    io_uring_prep_send(sqe, link->fd, link->wbuf, call->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+  call->woken = um_op_await(m, op, &call->res);
   return Qnil;
 }
 
@@ -73,7 +107,35 @@ static void um_link_keep_pending(struct um_ssl_link *link, VALUE value, int stat
   link->has_pending = true;
 }
 
-static int um_bio_io(BIO *bio, enum um_op_kind kind, void *ptr, int len) {
+// What a recv that waited outside OpenSSL brought comes first, in order;
+// while such a recv is in the kernel, or in a blocking call (which waits
+// for data outside OpenSSL, with one recv), the BIO asks OpenSSL to retry.
+// INT_MIN: the BIO is to try a recv itself.
+static int um_bio_read_stash(BIO *bio, struct um_ssl_link *link, char *ptr, int len) {
+  if (link->stash_len) {
+    size_t n = (size_t)len < link->stash_len ? (size_t)len : link->stash_len;
+    memcpy(ptr, link->rbuf + link->stash_off, n);
+    link->stash_off += n;
+    link->stash_len -= n;
+    return (int)n;
+  }
+  if (link->stash_eof) {
+    link->stash_eof = false;
+    return 0;
+  }
+  if (link->stash_errno) {
+    errno = link->stash_errno;
+    link->stash_errno = 0;
+    return -1;
+  }
+  if (link->filling || link->defer_reads) {
+    BIO_set_retry_read(bio);
+    return -1;
+  }
+  return INT_MIN;
+}
+
+static int um_bio_io(BIO *bio, enum um_op_kind kind, char *ptr, int len) {
   struct um_ssl_link *link = BIO_get_data(bio);
   BIO_clear_retry_flags(bio);
   if (!link) {
@@ -81,8 +143,14 @@ static int um_bio_io(BIO *bio, enum um_op_kind kind, void *ptr, int len) {
     return -1;
   }
   if (len <= 0) return 0;
+  if (kind == OP_RECV) {
+    int served = um_bio_read_stash(bio, link, ptr, len);
+    if (served != INT_MIN) return served;
+  }
 
-  struct um_bio_call call = { .link = link, .kind = kind, .ptr = ptr, .len = (size_t)len, .woken = Qundef };
+  size_t count = (size_t)len > UM_SSL_BIO_CHUNK ? UM_SSL_BIO_CHUNK : (size_t)len;
+  if (kind == OP_SEND) memcpy(link->wbuf, ptr, count);
+  struct um_bio_call call = { .link = link, .kind = kind, .len = count, .woken = Qundef };
   int state = 0;
   rb_protect(um_bio_transfer, (VALUE)&call, &state);
   if (state) {
@@ -97,9 +165,9 @@ static int um_bio_io(BIO *bio, enum um_op_kind kind, void *ptr, int len) {
     errno = EINTR;
     return -1;
   }
-  if (call.res == -EAGAIN && link->nonblock) {
-    // OpenSSL answers SSL_ERROR_WANT_READ/WRITE: read_nonblock and friends
-    // report IO::WaitReadable/WaitWritable, as on a plain socket.
+  if (call.res == -EAGAIN) {
+    // OpenSSL answers SSL_ERROR_WANT_READ/WRITE: the caller waits for the
+    // fd (or, in a *_nonblock method, reports IO::WaitReadable/WaitWritable).
     if (kind == OP_RECV) BIO_set_retry_read(bio);
     else BIO_set_retry_write(bio);
     return -1;
@@ -108,6 +176,9 @@ static int um_bio_io(BIO *bio, enum um_op_kind kind, void *ptr, int len) {
     errno = -call.res;
     return -1;
   }
+  // The kernel is done with rbuf, and OpenSSL's buffer is valid: this fiber
+  // holds the lock, so no other OpenSSL call on the socket ran meanwhile.
+  if (kind == OP_RECV && call.res > 0) memcpy(ptr, link->rbuf, (size_t)call.res);
   return call.res;
 }
 
@@ -116,7 +187,7 @@ static int um_bio_read(BIO *bio, char *buf, int len) {
 }
 
 static int um_bio_write(BIO *bio, const char *buf, int len) {
-  return um_bio_io(bio, OP_SEND, (void *)buf, len);
+  return um_bio_io(bio, OP_SEND, (char *)buf, len);
 }
 
 static int um_bio_puts(BIO *bio, const char *str) {
@@ -189,14 +260,17 @@ static struct um_ssl_link *um_ssl_link_of(VALUE sock) {
   return NIL_P(holder) ? NULL : RTYPEDDATA_DATA(holder);
 }
 
-void um_ssl_set_nonblock(VALUE sock, bool on) {
-  struct um_ssl_link *link = um_ssl_link_of(sock);
-  if (link) link->nonblock = on;
-}
-
 static int um_ssl_socket_fd(VALUE sock) {
   VALUE io = rb_funcall(sock, id_to_io, 0);
   return rb_io_descriptor(io);
+}
+
+// The BIO never waits for the socket: the socket's stock methods must wait
+// on the machine (UringMachine::SSLSocketOnRing, lib/uringmachine/ssl.rb),
+// however the BIO got there (#ssl_set_bio, #ssl_read, UM::IO...).
+static void um_ssl_extend(VALUE sock) {
+  VALUE mod = rb_const_get(cUM, rb_intern("SSLSocketOnRing"));
+  if (!rb_obj_is_kind_of(sock, mod)) rb_extend_object(sock, mod);
 }
 
 SSL *um_ssl_set_bio(VALUE machine, VALUE sock) {
@@ -209,18 +283,24 @@ SSL *um_ssl_set_bio(VALUE machine, VALUE sock) {
   }
 
   int fd = um_ssl_socket_fd(sock);
-  BIO *bio = BIO_new(um_bio_method_get());
-  if (!bio) rb_raise(eUMError, "cannot create an OpenSSL BIO");
-
   VALUE holder = TypedData_Make_Struct(rb_cObject, struct um_ssl_link, &um_ssl_link_type, link);
   link->self = holder;
   RB_OBJ_WRITE(holder, &link->machine, machine);
   link->pending = Qnil;
+  link->calls.owner = link->writes.owner = link->reads.owner = Qnil;
   link->fd = fd;
+  // ruby_xmalloc: the GC counts them, and collects the sockets they belong
+  // to accordingly.
+  link->rbuf = ruby_xmalloc(UM_SSL_BIO_CHUNK);
+  link->wbuf = ruby_xmalloc(UM_SSL_BIO_CHUNK);
+
+  BIO *bio = BIO_new(um_bio_method_get());
+  if (!bio) rb_raise(eUMError, "cannot create an OpenSSL BIO");
   rb_ivar_set(sock, id_link, holder);
   BIO_set_data(bio, link);
   // One reference for both directions.
   SSL_set_bio(ssl, bio, bio);
+  um_ssl_extend(sock);
   return ssl;
 }
 
@@ -282,19 +362,140 @@ static VALUE um_ssl_fail(VALUE sock, int ret, int err, int saved_errno, const ch
   return Qnil;
 }
 
-// One SSL_read into memory the caller keeps: the count (> 0), or what
-// um_ssl_fail makes of a failure (0 at EOF, a wake value) when it does not
-// raise. +buffer+ (or Qnil) is the object that memory belongs to.
+// The link of a socket on the ring (ssl_set_bio installs it).
+static struct um_ssl_link *um_ssl_link_get(VALUE sock) {
+  struct um_ssl_link *link = um_ssl_link_of(sock);
+  if (!link) rb_raise(eUMError, "the SSL socket is not on a machine (call #ssl_set_bio)");
+  return link;
+}
+
+static VALUE um_ssl_fill_body(VALUE arg) {
+  struct um_ssl_link *link = (struct um_ssl_link *)arg;
+  // Another reader filled it meanwhile: nothing to wait for.
+  if (link->stash_len || link->stash_eof || link->stash_errno) return Qundef;
+
+  struct um *m = um_get_machine(link->machine);
+  // As in um_bio_transfer: the kernel writes rbuf, which the record keeps
+  // alive until its CQE, and a fiber woken early waits for that CQE.
+  struct um_op *op = um_op_new(m, OP_RECV, OP_F_CALLER_MEM);
+  RB_OBJ_WRITE(m->self, &op->extra, link->self);
+  io_uring_prep_recv(um_get_sqe(m, op), link->fd, link->rbuf, UM_SSL_BIO_CHUNK, 0);
+  link->filling = true;
+  int32_t res;
+  VALUE v = um_op_await(m, op, &res);
+  if (v != Qundef) return v;
+  // Bytes that arrived are kept even when a wake came with them (the engine
+  // delivers that wake later): the TLS stream must not lose them.
+  if (res > 0) {
+    link->stash_off = 0;
+    link->stash_len = (size_t)res;
+  }
+  else if (res == 0)
+    link->stash_eof = true;
+  else if (res == -EAGAIN)
+    // A kernel that answers EAGAIN for an O_NONBLOCK socket rather than
+    // waiting: wait for data, then the caller tries again.
+    return um_wait_ready(m, link->fd, POLLIN);
+  else if (res != -EINTR)
+    link->stash_errno = -res;
+  return Qundef;
+}
+
+struct um_ssl_fill_arg {
+  struct um *m;
+  struct um_ssl_link *link;
+};
+
+static VALUE um_ssl_fill_ensure(VALUE arg) {
+  struct um_ssl_fill_arg *f = (struct um_ssl_fill_arg *)arg;
+  f->link->filling = false;
+  um_ssl_lock_give(f->m, &f->link->reads);
+  return Qnil;
+}
+
+// Waits (outside OpenSSL, without the lock on OpenSSL calls) for data on
+// the socket, with one recv into rbuf that the BIO then serves to OpenSSL:
+// a reader waiting for data never holds up a writer. One fiber at a time;
+// the others wait for it. Returns Qundef, or the value a wake gave instead.
+static VALUE um_ssl_fill(struct um *m, struct um_ssl_link *link) {
+  VALUE v = um_ssl_lock_take(m, &link->reads, link->self, "waiting for data");
+  if (v != Qundef) return v;
+  struct um_ssl_fill_arg f = { .m = m, .link = link };
+  return rb_ensure(um_ssl_fill_body, (VALUE)link, um_ssl_fill_ensure, (VALUE)&f);
+}
+
+// One step of OpenSSL work on the socket (SSL_read, SSL_write...): its
+// return value, as OpenSSL's functions return.
+typedef int (*um_ssl_step)(SSL *ssl, void *arg);
+
+// Runs step with the socket's lock held until it succeeds (> 0: returned
+// as an Integer) or fails for good (what um_ssl_fail makes of it: 0 at EOF,
+// a wake value, or it raises). When OpenSSL wants the fd to be readable or
+// writable, the fiber waits for that outside OpenSSL and without the lock.
+static VALUE um_ssl_run(VALUE sock, SSL *ssl, um_ssl_step step, void *arg, const char *func) {
+  struct um_ssl_link *link = um_ssl_link_get(sock);
+  struct um *m = um_get_machine(link->machine);
+  while (true) {
+    VALUE v = um_ssl_lock_take(m, &link->calls, link->self, "inside OpenSSL");
+    if (v != Qundef) return v;
+    ERR_clear_error();
+    link->defer_reads = true;
+    int ret = step(ssl, arg);
+    link->defer_reads = false;
+    int err = ret > 0 ? SSL_ERROR_NONE : SSL_get_error(ssl, ret);
+    int saved_errno = errno;
+    um_ssl_lock_give(m, &link->calls);
+    if (ret > 0) return INT2NUM(ret);
+
+    if ((err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) && !link->has_pending) {
+      ERR_clear_error();
+      v = err == SSL_ERROR_WANT_READ ? um_ssl_fill(m, link) : um_wait_ready(m, link->fd, POLLOUT);
+      if (v != Qundef) return v;
+      continue;
+    }
+    return um_ssl_fail(sock, ret, err, saved_errno, func);
+  }
+}
+
+struct um_ssl_io_arg {
+  SSL *ssl;
+  VALUE sock;
+  char *ptr;
+  int len;
+  VALUE buffer;
+};
+
+static int um_ssl_read_step(SSL *ssl, void *arg) {
+  struct um_ssl_io_arg *a = arg;
+  return SSL_read(ssl, a->ptr, a->len);
+}
+
+static int um_ssl_write_step(SSL *ssl, void *arg) {
+  struct um_ssl_io_arg *a = arg;
+  return SSL_write(ssl, a->ptr, a->len);
+}
+
+static VALUE um_ssl_read_body(VALUE arg) {
+  struct um_ssl_io_arg *a = (struct um_ssl_io_arg *)arg;
+  return um_ssl_run(a->sock, a->ssl, um_ssl_read_step, a, "SSL_read");
+}
+
+static VALUE um_ssl_buffer_unlock(VALUE buffer) {
+  um_buffer_unlock(buffer);
+  return Qnil;
+}
+
+// SSL_read into memory the caller keeps (OpenSSL copies into it, never the
+// kernel): the count (> 0), or what um_ssl_fail makes of a failure (0 at
+// EOF, a wake value) when it does not raise. +buffer+ (or Qnil) is the
+// object that memory belongs to: locked meanwhile, so that it stays put
+// while the fiber waits between attempts.
 static VALUE um_ssl_read_once(SSL *ssl, VALUE sock, void *ptr, size_t len, VALUE buffer) {
   if (len > INT_MAX) len = INT_MAX;
-  bool locked = !NIL_P(buffer) && um_buffer_lock(buffer);
-  ERR_clear_error();
-  int ret = SSL_read(ssl, ptr, (int)len);
-  int err = ret > 0 ? SSL_ERROR_NONE : SSL_get_error(ssl, ret);
-  int saved_errno = errno;
-  if (locked) um_buffer_unlock(buffer);
-  if (ret > 0) return INT2NUM(ret);
-  return um_ssl_fail(sock, ret, err, saved_errno, "SSL_read");
+  struct um_ssl_io_arg a = { .ssl = ssl, .sock = sock, .ptr = ptr, .len = (int)len, .buffer = buffer };
+  if (!NIL_P(buffer) && um_buffer_lock(buffer))
+    return rb_ensure(um_ssl_read_body, (VALUE)&a, um_ssl_buffer_unlock, buffer);
+  return um_ssl_read_body((VALUE)&a);
 }
 
 VALUE um_ssl_read_raw(VALUE machine, VALUE sock, void *ptr, size_t len) {
@@ -310,30 +511,152 @@ VALUE um_ssl_read(VALUE machine, VALUE sock, VALUE buffer, size_t maxlen) {
   return ret;
 }
 
+struct um_ssl_write_arg {
+  SSL *ssl;
+  VALUE sock;
+  const char *ptr;
+  size_t len;
+};
+
+// Writes all of it, chunk after chunk. A chunk OpenSSL could not finish is
+// retried as it was (SSL_write's rule), by this fiber: the socket's write
+// lock keeps other writers out until then.
+static VALUE um_ssl_write_body(VALUE arg) {
+  struct um_ssl_write_arg *w = (struct um_ssl_write_arg *)arg;
+  size_t total = 0;
+  while (total < w->len) {
+    size_t left = w->len - total;
+    struct um_ssl_io_arg a = { .ssl = w->ssl, .sock = w->sock, .ptr = (char *)w->ptr + total,
+      .len = left > INT_MAX ? INT_MAX : (int)left, .buffer = Qnil };
+    VALUE v = um_ssl_run(w->sock, w->ssl, um_ssl_write_step, &a, "SSL_write");
+    if (v == INT2FIX(0)) rb_syserr_fail(EPIPE, "SSL_write");
+    if (!FIXNUM_P(v) || FIX2LONG(v) < 0) return v;
+    total += (size_t)FIX2LONG(v);
+  }
+  return SIZET2NUM(total);
+}
+
+struct um_ssl_locked_arg {
+  VALUE (*fn)(VALUE);
+  VALUE arg;
+  struct um *m;
+  struct um_ssl_link *link;
+  struct um_ssl_lock *lock;
+};
+
+static VALUE um_ssl_locked_body(VALUE arg) {
+  struct um_ssl_locked_arg *l = (struct um_ssl_locked_arg *)arg;
+  return l->fn(l->arg);
+}
+
+static VALUE um_ssl_locked_ensure(VALUE arg) {
+  struct um_ssl_locked_arg *l = (struct um_ssl_locked_arg *)arg;
+  if (l->lock == &l->link->calls) l->link->defer_reads = false;
+  um_ssl_lock_give(l->m, l->lock);
+  return Qnil;
+}
+
+// Runs fn(arg) holding the socket's lock: the write lock (writes), held
+// across waits for the fd, or the lock on OpenSSL calls, for fn that do
+// not wait (a *_nonblock method of the socket). Returns what fn returns, or
+// the value a wake gave instead of the lock.
+VALUE um_ssl_locked(VALUE sock, bool writes, VALUE (*fn)(VALUE), VALUE arg) {
+  struct um_ssl_link *link = um_ssl_link_of(sock);
+  if (!link) return fn(arg);
+  struct um *m = um_get_machine(link->machine);
+  struct um_ssl_lock *lock = writes ? &link->writes : &link->calls;
+  VALUE v = um_ssl_lock_take(m, lock, link->self, writes ? "writing" : "inside OpenSSL");
+  if (v != Qundef) return v;
+  struct um_ssl_locked_arg l = { .fn = fn, .arg = arg, .m = m, .link = link, .lock = lock };
+  return rb_ensure(um_ssl_locked_body, (VALUE)&l, um_ssl_locked_ensure, (VALUE)&l);
+}
+
+static VALUE um_ssl_locked_write(VALUE arg) {
+  struct um_ssl_write_arg *w = (struct um_ssl_write_arg *)arg;
+  return um_ssl_locked(w->sock, true, um_ssl_write_body, arg);
+}
+
+static int um_ssl_shutdown_step(SSL *ssl, void *arg) {
+  // 0: close_notify sent; the peer's is not awaited (WANT_READ, when ours
+  // went out before), as SSLSocket#sysclose does not await it.
+  int ret = SSL_shutdown(ssl);
+  if (ret == 0 || (ret < 0 && SSL_get_error(ssl, ret) == SSL_ERROR_WANT_READ)) return 1;
+  return ret;
+}
+
+static VALUE um_ssl_shutdown_run(VALUE arg) {
+  struct um_ssl_io_arg *a = (struct um_ssl_io_arg *)arg;
+  return um_ssl_run(a->sock, a->ssl, um_ssl_shutdown_step, a, "SSL_shutdown");
+}
+
+struct um_ssl_call_arg {
+  struct um_ssl_link *link;
+  bool blocking;
+  VALUE (*fn)(VALUE);
+  VALUE arg;
+};
+
+static VALUE um_ssl_call_body(VALUE arg) {
+  struct um_ssl_call_arg *c = (struct um_ssl_call_arg *)arg;
+  c->link->defer_reads = c->blocking; // reset by um_ssl_locked's ensure
+  return c->fn(c->arg);
+}
+
+// As um_ssl_locked on the lock on OpenSSL calls. blocking: fn is one
+// attempt of a blocking method, which waits for data with um_ssl_fill when
+// OpenSSL wants to read (so the BIO tries no recv of its own).
+VALUE um_ssl_call(VALUE sock, bool blocking, VALUE (*fn)(VALUE), VALUE arg) {
+  struct um_ssl_link *link = um_ssl_link_of(sock);
+  if (!link) return fn(arg);
+  struct um_ssl_call_arg c = { .link = link, .blocking = blocking, .fn = fn, .arg = arg };
+  return um_ssl_locked(sock, false, um_ssl_call_body, (VALUE)&c);
+}
+
+// len: 0, -1 (or nil, which the binding passes as -1): the whole buffer.
 VALUE um_ssl_write(VALUE machine, VALUE sock, VALUE buffer, ssize_t len) {
   SSL *ssl = um_ssl_set_bio(machine, sock);
   buffer = um_buffer_stable(buffer);
   size_t size;
   const char *ptr = um_buffer_for_write(buffer, &size);
-  if (len >= 0 && (size_t)len > size)
+  if (len > 0 && (size_t)len > size)
     rb_raise(rb_eArgError, "length %zd exceeds the buffer size (%zu bytes)", len, size);
-  size_t left = len < 0 ? size : (size_t)len;
-  size_t total = 0;
-  while (left > 0) {
-    int chunk = left > INT_MAX ? INT_MAX : (int)left;
-    ERR_clear_error();
-    int ret = SSL_write(ssl, ptr + total, chunk);
-    if (ret <= 0) {
-      int err = SSL_get_error(ssl, ret);
-      VALUE v = um_ssl_fail(sock, ret, err, errno, "SSL_write");
-      if (v == INT2FIX(0)) rb_syserr_fail(EPIPE, "SSL_write");
-      return v;
-    }
-    total += (size_t)ret;
-    left -= (size_t)ret;
-  }
+  struct um_ssl_write_arg w = { .ssl = ssl, .sock = sock, .ptr = ptr, .len = len > 0 ? (size_t)len : size };
+  // An IO::Buffer stays locked while the fiber waits between attempts.
+  bool locked = !RB_TYPE_P(buffer, T_STRING) && um_buffer_lock(buffer);
+  VALUE ret = locked
+    ? rb_ensure(um_ssl_locked_write, (VALUE)&w, um_ssl_buffer_unlock, buffer)
+    : um_ssl_locked_write((VALUE)&w);
   RB_GC_GUARD(buffer);
-  return SIZET2NUM(total);
+  return ret;
+}
+
+// Sends close_notify, waiting (outside OpenSSL) while the socket's send
+// buffer is full. Returns nil, or raises what interrupted it; OpenSSL's own
+// failures (the peer gone) are ignored, as SSLSocket#sysclose does.
+VALUE um_ssl_shutdown(VALUE sock) {
+  SSL *ssl = um_ssl_get(sock);
+  if (!um_ssl_link_of(sock) || !SSL_is_init_finished(ssl)) return Qnil;
+  struct um_ssl_io_arg a = { .ssl = ssl, .sock = sock };
+  int state = 0;
+  rb_protect(um_ssl_shutdown_run, (VALUE)&a, &state);
+  if (state) {
+    VALUE errinfo = rb_errinfo();
+    if (!rb_obj_is_kind_of(errinfo, rb_path2class("OpenSSL::SSL::SSLError")) &&
+        !rb_obj_is_kind_of(errinfo, rb_eSystemCallError))
+      rb_jump_tag(state);
+    rb_set_errinfo(Qnil);
+  }
+  return Qnil;
+}
+
+// Waits until data came (um_ssl_fill) or the socket's fd is writable, for
+// the stock blocking methods that loop over the *_nonblock ones. Returns
+// nil, or the value a wake gave instead.
+VALUE um_ssl_wait(VALUE sock, bool writable) {
+  struct um_ssl_link *link = um_ssl_link_get(sock);
+  struct um *m = um_get_machine(link->machine);
+  VALUE v = writable ? um_wait_ready(m, link->fd, POLLOUT) : um_ssl_fill(m, link);
+  return v == Qundef ? Qnil : v;
 }
 
 void Init_um_ssl(void) {
