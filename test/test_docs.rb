@@ -7,7 +7,7 @@ require "rbconfig"
 # Runs the examples of the guides in docs/: each ```ruby block followed by a
 # ```text block must print exactly that text.
 class DocsTest < Minitest::Test
-  DOCS = %w[fiber_scheduler.md io.md].freeze
+  DOCS = %w[fiber_scheduler.md io.md ssl.md].freeze
   EXAMPLE = /^```ruby\n(?<code>.*?)^```\n\n```text\n(?<output>.*?)^```\n/m
 
   # Where the extension and the library were loaded from, for the child.
