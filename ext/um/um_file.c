@@ -317,14 +317,49 @@ VALUE um_statx(struct um *m, int dirfd, VALUE path, int flags, unsigned mask) {
   return h;
 }
 
+// Waits through the ring until fd_in has data and fd_out has room (a bad
+// fd or an error counts as ready: the splice then reports it).
+static VALUE um_splice_wait(struct um *m, int fd_in, int fd_out) {
+  while (true) {
+    struct pollfd fds[2] = { { .fd = fd_in, .events = POLLIN }, { .fd = fd_out, .events = POLLOUT } };
+    if (poll(fds, 2, 0) < 0) return Qundef; // EINTR or the like: the splice tells
+    for (int i = 0; i < 2; i++) {
+      if (fds[i].revents) continue;
+      VALUE v = um_wait_ready(m, fds[i].fd, fds[i].events);
+      if (v != Qundef) return v;
+    }
+    if (fds[0].revents && fds[1].revents) return Qundef;
+  }
+}
+
+// A splice or tee holds the pipe's mutex for as long as it runs. Run in
+// an io-wq worker on a blocking fd it could wait there indefinitely (for a
+// socket's data, or its send buffer), and any write or read of that pipe
+// from the machine's thread then sleeps uninterruptibly on the mutex inside
+// io_uring_enter, where no timeout can reach it. So the fds are first
+// waited for through the ring (polls, cancellable like any op), and the
+// splice itself never waits (SPLICE_F_NONBLOCK; a non-blocking socket fd
+// answers EAGAIN likewise): EAGAIN, from a race with another reader or
+// writer, waits again.
 static VALUE um_splice_op(struct um *m, enum um_op_kind kind, int fd_in, int fd_out, unsigned nbytes) {
-  struct um_op *op = um_op_new(m, kind, 0);
-  struct io_uring_sqe *sqe = um_get_sqe(m, op);
-  if (kind == OP_SPLICE)
-    io_uring_prep_splice(sqe, fd_in, -1, fd_out, -1, nbytes, 0);
-  else
-    io_uring_prep_tee(sqe, fd_in, fd_out, nbytes, 0);
-  return um_op_result(m, op, kind == OP_SPLICE ? "splice" : "tee");
+  const char *name = kind == OP_SPLICE ? "splice" : "tee";
+  while (true) {
+    VALUE v = um_splice_wait(m, fd_in, fd_out);
+    if (v != Qundef) return v;
+
+    struct um_op *op = um_op_new(m, kind, 0);
+    struct io_uring_sqe *sqe = um_get_sqe(m, op);
+    if (kind == OP_SPLICE)
+      io_uring_prep_splice(sqe, fd_in, -1, fd_out, -1, nbytes, SPLICE_F_NONBLOCK);
+    else
+      io_uring_prep_tee(sqe, fd_in, fd_out, nbytes, SPLICE_F_NONBLOCK);
+    int32_t res;
+    v = um_op_await(m, op, &res);
+    if (v != Qundef) return v;
+    if (res == -EAGAIN) continue;
+    um_raise_on_error(res, name);
+    return INT2NUM(res);
+  }
 }
 
 VALUE um_splice(struct um *m, int fd_in, int fd_out, unsigned nbytes) {
