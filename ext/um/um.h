@@ -224,6 +224,8 @@ void um_timespec_set(struct __kernel_timespec *ts, double seconds);
 // um_buffer.c: access to String and IO::Buffer memory
 void *um_buffer_for_read(VALUE buffer, size_t maxlen, ssize_t *offset);
 void um_buffer_after_read(VALUE buffer, ssize_t offset, ssize_t count);
+bool um_buffer_needs_bounce(VALUE buffer);
+void um_buffer_bounce_in(VALUE buffer, ssize_t offset, VALUE bounce, ssize_t count);
 const void *um_buffer_for_write(VALUE buffer, size_t *len);
 bool um_buffer_lock(VALUE buffer);
 VALUE um_io_buffer_lock(VALUE buffer);
@@ -303,6 +305,7 @@ int um_arg_fd(VALUE v);
 long um_arg_long(VALUE v, const char *name);
 int um_arg_int(VALUE v, const char *name);
 ssize_t um_arg_len(VALUE v, const char *name);
+ssize_t um_arg_write_len(VALUE v, const char *name);
 int64_t um_arg_file_offset(VALUE v);
 double um_arg_interval(VALUE v);
 void um_arg_buffer(VALUE buffer);

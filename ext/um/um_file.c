@@ -80,10 +80,17 @@ VALUE um_transfer(struct um *m, const struct um_transfer *t) {
     size_t count;
     void *ptr;
     unsigned flags = OP_F_CALLER_MEM;
+    VALUE bounce = Qnil;
     if (reading) {
       count = (size_t)t->len;
       ptr = um_buffer_for_read(buffer, count, &offset);
-      if (um_buffer_lock(buffer)) flags |= OP_F_LOCKED;
+      // Memory that cannot be pinned (an IO::Buffer slice or external
+      // buffer) is read into a String of the op's own, copied in after.
+      if (um_buffer_needs_bounce(buffer)) {
+        bounce = rb_str_buf_new((long)count);
+        ptr = RSTRING_PTR(bounce);
+      }
+      else if (um_buffer_lock(buffer)) flags |= OP_F_LOCKED;
     }
     else {
       size_t size;
@@ -99,6 +106,7 @@ VALUE um_transfer(struct um *m, const struct um_transfer *t) {
 
     struct um_op *op = um_op_new(m, t->kind, flags);
     um_op_set_buffer(m, op, buffer);
+    if (!NIL_P(bounce)) RB_OBJ_WRITE(m->self, &op->extra, bounce);
     struct io_uring_sqe *sqe = um_get_sqe(m, op);
     um_prep_transfer(sqe, t->kind, t->fd, ptr, count, t->file_offset, t->flags, t->once);
 
@@ -112,7 +120,9 @@ VALUE um_transfer(struct um *m, const struct um_transfer *t) {
     }
     if (res < 0 && t->no_raise) return INT2NUM(res);
     um_raise_on_error(res, um_transfer_name(t->kind));
+    if (!NIL_P(bounce)) um_buffer_bounce_in(buffer, offset, bounce, res);
     if (reading) um_buffer_after_read(buffer, offset, res);
+    RB_GC_GUARD(bounce);
     return INT2NUM(res);
   }
 }
