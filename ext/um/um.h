@@ -300,6 +300,10 @@ VALUE um_unregister_buffers(struct um *m);
 VALUE um_read_fixed(struct um *m, int fd, unsigned index, ssize_t maxlen, size_t buffer_offset, int64_t file_offset);
 VALUE um_write_fixed(struct um *m, int fd, unsigned index, ssize_t len, size_t buffer_offset, int64_t file_offset);
 
+// um_inotify.c: inotify events read through the ring
+VALUE um_inotify_get_events(struct um *m, int fd);
+void Init_um_inotify(void);
+
 // um_args.c: argument checks shared by the bindings
 int um_arg_fd(VALUE v);
 long um_arg_long(VALUE v, const char *name);
@@ -325,6 +329,7 @@ void Init_um_regbuf_class(void);
 void Init_um_fiber_scheduler_class(void);
 void Init_um_buffer(void);
 void Init_um_ssl_class(void);
+void Init_um_inotify_class(void);
 
 // um_class.c
 struct um *um_get_machine(VALUE self);
