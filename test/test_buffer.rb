@@ -172,6 +172,26 @@ class BufferSafetyTest < UMTestCase
     assert_equal 165_536, big.size
   end
 
+  def test_read_into_empty_io_buffer_grows
+    r, w = pipe
+    buf = IO::Buffer.new(0)
+    @machine.write(w, "from nothing")
+    assert_equal 12, @machine.read(r, buf, 12)
+    assert_equal "from nothing", buf.get_string
+  end
+
+  # write_async returns at once: a buffer its owner locked may be unlocked
+  # and freed before the kernel is done, so it is copied too.
+  def test_write_async_from_owner_locked_buffer
+    r, w = pipe
+    src = IO::Buffer.new(32)
+    src.set_string("L" * 32)
+    src.locked { @machine.write_async(w, src) }
+    src.free
+    reallocate(16, 32).each { |v| v.set_string("W" * 32) }
+    assert_equal "L" * 32, read_once(r, 64)
+  end
+
   def test_recv_grows_io_buffer
     a, b = socketpair
     buf = IO::Buffer.new(2)

@@ -233,6 +233,7 @@ void um_io_buffer_unlock(VALUE buffer);
 void um_buffer_unlock(VALUE buffer);
 size_t um_buffer_default_read_len(VALUE buffer, ssize_t offset);
 VALUE um_buffer_stable(VALUE buffer);
+VALUE um_buffer_frozen_copy(VALUE buffer);
 struct iovec *um_iovecs_new(int argc, VALUE *argv, VALUE *buffers, size_t *total);
 void um_iovecs_advance(struct iovec **first, int *count, size_t n);
 

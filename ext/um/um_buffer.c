@@ -72,7 +72,9 @@ static void um_io_buffer_grow(VALUE buffer, size_t size, size_t needed, size_t m
   if ((flags & RB_IO_BUFFER_LOCKED) && !um_io_buffer_owner_locked(buffer, flags))
     rb_raise(rb_const_get(rb_cIOBuffer, rb_intern("LockedError")),
       "the buffer is in use by another operation or registered with a machine");
-  if (!um_io_buffer_owns_memory(flags) || (flags & (RB_IO_BUFFER_EXTERNAL | RB_IO_BUFFER_FILE | RB_IO_BUFFER_LOCKED)))
+  // An empty (or freed) buffer gets memory of its own.
+  bool null_buffer = !base && !(flags & RB_IO_BUFFER_LOCKED);
+  if (!null_buffer && (!um_io_buffer_owns_memory(flags) || (flags & (RB_IO_BUFFER_EXTERNAL | RB_IO_BUFFER_FILE | RB_IO_BUFFER_LOCKED))))
     rb_raise(rb_eArgError,
       "cannot read %zu bytes at offset %zd into an IO::Buffer of %zu bytes: it cannot grow "
       "(a slice, a mapped file, an external or a locked buffer keeps its size)", maxlen, ofs, size);
@@ -204,7 +206,15 @@ VALUE um_buffer_stable(VALUE buffer) {
   size_t size;
   enum rb_io_buffer_flags flags = rb_io_buffer_get_bytes(buffer, &base, &size);
   if (um_io_buffer_owner_locked(buffer, flags)) return buffer;
+  return um_buffer_frozen_copy(buffer);
+}
+
+// A frozen String with the buffer's bytes (a frozen String as it is).
+VALUE um_buffer_frozen_copy(VALUE buffer) {
+  if (RB_TYPE_P(buffer, T_STRING)) return OBJ_FROZEN(buffer) ? buffer : rb_str_new_frozen(buffer);
+  if (!um_is_io_buffer(buffer)) um_buffer_type_error(buffer);
   const void *ptr;
+  size_t size;
   rb_io_buffer_get_bytes_for_reading(buffer, &ptr, &size);
   return rb_obj_freeze(rb_str_new(ptr, (long)size));
 }

@@ -225,7 +225,9 @@ VALUE um_writev(struct um *m, int fd, int argc, VALUE *argv, int64_t file_offset
 // NOP's on success; the write's on failure, which also skips the NOP's), and
 // it releases the record that keeps the buffer alive.
 VALUE um_write_async(struct um *m, int fd, VALUE buffer, ssize_t len, int64_t file_offset) {
-  VALUE stable = um_buffer_stable(buffer);
+  // Always a copy of an IO::Buffer: even one locked by its owner may be
+  // unlocked and freed before the kernel is done.
+  VALUE stable = um_buffer_frozen_copy(buffer);
   size_t size;
   const void *ptr = um_buffer_for_write(stable, &size);
   if (len >= 0 && (size_t)len > size)
