@@ -140,7 +140,7 @@ VALUE um_transfer_raw(struct um *m, enum um_op_kind kind, int fd, void *ptr, siz
 
     VALUE v = um_op_await(m, op, res);
     if (v != Qundef || *res != -EAGAIN || once) return v;
-    v = um_wait_ready(m, fd, kind == OP_RECV ? POLLIN : POLLOUT);
+    v = um_wait_ready(m, fd, kind == OP_RECV || kind == OP_READ ? POLLIN : POLLOUT);
     if (v != Qundef) return v;
   }
 }
