@@ -6,6 +6,7 @@ require "um_ext"
 require_relative "uringmachine/process"
 require_relative "uringmachine/fiber_scheduler"
 require_relative "uringmachine/ssl"
+require_relative "uringmachine/file_watch"
 
 # UringMachine runs fibers over Linux io_uring: each I/O call suspends only
 # the calling fiber, and the machine runs the others meanwhile. The engine is

@@ -101,8 +101,12 @@ class FileOpsTest < UMTestCase
     @machine.write(w, "zz")
     assert_equal 2, @machine.read(r, buf, 2, 8)
     assert_equal "bufferedzz", buf.get_string(0, 10)
-    assert_raises(ArgumentError) { @machine.read(r, buf, 32) }
-    assert_raises(ArgumentError) { @machine.read(r, buf, 1, 17) }
+    @machine.write(w, "grown")
+    assert_equal 5, @machine.read(r, buf, 32) # 1.0: grows as a String does
+    assert_equal 32, buf.size
+    assert_equal "grown", buf.get_string(0, 5)
+    e = assert_raises(ArgumentError) { @machine.read(r, buf, 1, 33) }
+    assert_match(/offset 33 is out of range/, e.message)
   end
 
   def test_read_eof
@@ -185,6 +189,24 @@ class FileOpsTest < UMTestCase
     assert_equal "aXY", File.read(path("w"))
   end
 
+  # 1.0: len -1 is the whole buffer, so a file offset can follow positionally.
+  def test_write_len_minus_one_is_whole_buffer
+    r, w = pipe
+    assert_equal 6, @machine.write(w, "whole!", -1)
+    assert_equal "whole!", read_once(r, 10)
+    assert_equal 4, @machine.write(w, IO::Buffer.for("iobf"), -1)
+    assert_equal "iobf", read_once(r, 10)
+    @machine.write_async(w, "async", -1)
+    assert_equal "async", read_once(r, 10)
+    File.write(path("o"), "0123456789")
+    @machine.open(path("o"), UM::O_WRONLY) do |fd|
+      assert_equal 2, @machine.write(fd, "AB", -1, 4)
+      @machine.write_async(fd, "CD", -1, 8)
+      @machine.fsync(fd)
+    end
+    assert_equal "0123AB67CD", File.read(path("o"))
+  end
+
   def test_write_io_buffer
     r, w = pipe
     assert_equal 4, @machine.write(w, IO::Buffer.for("iobf"))
@@ -195,7 +217,12 @@ class FileOpsTest < UMTestCase
     r, w = pipe
     assert_raises(Errno::EBADF) { @machine.write(r, "x") }
     assert_raises(ArgumentError) { @machine.write(w, "abc", 4) }
-    assert_raises(ArgumentError) { @machine.write(w, "abc", -1) }
+    e = assert_raises(ArgumentError) { @machine.write(w, "abc", -2) }
+    assert_match(/negative length: -2/, e.message)
+    assert_raises(ArgumentError) { @machine.write_async(w, "abc", -2) }
+    assert_raises(ArgumentError) { @machine.write_async(w, "abc", 4) }
+    assert_raises(TypeError) { @machine.write_async(w, "abc", "1") }
+    assert_raises(TypeError) { @machine.write_async(w, :abc) }
     assert_raises(TypeError) { @machine.write(w, 123) }
     @machine.close(r)
     e = assert_raises(Errno::EPIPE) { @machine.write(w, "x") }

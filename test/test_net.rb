@@ -334,6 +334,16 @@ class NetTest < UMTestCase
     assert_equal "iobuf", io_buf.get_string(0, 5)
   end
 
+  # 1.0: len -1 sends the whole buffer; flags can follow positionally.
+  def test_send_len_minus_one_is_whole_buffer
+    a, b = tcp_pair
+    assert_equal 5, @machine.send(a, "whole", -1, 0)
+    assert_equal 3, @machine.send(a, IO::Buffer.for("buf"), -1, 0)
+    buf = +""
+    @machine.recv(b, buf, 8, UM::MSG_WAITALL)
+    assert_equal "wholebuf", buf
+  end
+
   def test_recv_grows_string_and_sets_length
     a, b = tcp_pair
     data = "z" * 100_000
@@ -358,7 +368,7 @@ class NetTest < UMTestCase
   def test_send_recv_errors
     a, _b = tcp_pair
     assert_raises(ArgumentError) { @machine.send(a, "abc", 4, 0) }
-    assert_raises(ArgumentError) { @machine.send(a, "abc", -1, 0) }
+    assert_raises(ArgumentError) { @machine.send(a, "abc", -2, 0) }
     assert_raises(TypeError) { @machine.send(a, 123, 3, 0) }
     assert_raises(TypeError) { @machine.send(a, "abc", "3", 0) }
     assert_raises(TypeError) { @machine.send(a, "abc", 3, nil) }
@@ -366,7 +376,9 @@ class NetTest < UMTestCase
     assert_raises(TypeError) { @machine.recv(a, +"", 3, "0") }
     assert_raises(ArgumentError) { @machine.recv(a, +"", -3, 0) }
     assert_raises(FrozenError) { @machine.recv(a, "frozen", 3, 0) }
-    assert_raises(ArgumentError) { @machine.recv(a, IO::Buffer.new(4), 8, 0) }
+    e = assert_raises(ArgumentError) { @machine.recv(a, IO::Buffer.new(8).slice(0, 4), 8, 0) }
+    assert_match(/cannot grow/, e.message)
+    assert_raises(IO::Buffer::AccessError) { @machine.recv(a, IO::Buffer.for("ro"), 1, 0) }
     assert_raises(ArgumentError) { @machine.recv(a) }
     assert_raises(ArgumentError) { @machine.send(a) }
   end

@@ -223,6 +223,8 @@ void um_timespec_set(struct __kernel_timespec *ts, double seconds);
 // um_buffer.c: access to String and IO::Buffer memory
 void *um_buffer_for_read(VALUE buffer, size_t maxlen, ssize_t *offset);
 void um_buffer_after_read(VALUE buffer, ssize_t offset, ssize_t count);
+bool um_buffer_needs_bounce(VALUE buffer);
+void um_buffer_bounce_in(VALUE buffer, ssize_t offset, VALUE bounce, ssize_t count);
 const void *um_buffer_for_write(VALUE buffer, size_t *len);
 bool um_buffer_lock(VALUE buffer);
 VALUE um_io_buffer_lock(VALUE buffer);
@@ -230,6 +232,7 @@ void um_io_buffer_unlock(VALUE buffer);
 void um_buffer_unlock(VALUE buffer);
 size_t um_buffer_default_read_len(VALUE buffer, ssize_t offset);
 VALUE um_buffer_stable(VALUE buffer);
+VALUE um_buffer_frozen_copy(VALUE buffer);
 struct iovec *um_iovecs_new(int argc, VALUE *argv, VALUE *buffers, size_t *total);
 void um_iovecs_advance(struct iovec **first, int *count, size_t n);
 
@@ -297,11 +300,16 @@ VALUE um_unregister_buffers(struct um *m);
 VALUE um_read_fixed(struct um *m, int fd, unsigned index, ssize_t maxlen, size_t buffer_offset, int64_t file_offset);
 VALUE um_write_fixed(struct um *m, int fd, unsigned index, ssize_t len, size_t buffer_offset, int64_t file_offset);
 
+// um_inotify.c: inotify events read through the ring
+VALUE um_inotify_get_events(struct um *m, int fd);
+void Init_um_inotify(void);
+
 // um_args.c: argument checks shared by the bindings
 int um_arg_fd(VALUE v);
 long um_arg_long(VALUE v, const char *name);
 int um_arg_int(VALUE v, const char *name);
 ssize_t um_arg_len(VALUE v, const char *name);
+ssize_t um_arg_write_len(VALUE v, const char *name);
 int64_t um_arg_file_offset(VALUE v);
 double um_arg_interval(VALUE v);
 void um_arg_buffer(VALUE buffer);
@@ -321,6 +329,7 @@ void Init_um_regbuf_class(void);
 void Init_um_fiber_scheduler_class(void);
 void Init_um_buffer(void);
 void Init_um_ssl_class(void);
+void Init_um_inotify_class(void);
 
 // um_class.c
 struct um *um_get_machine(VALUE self);

@@ -34,6 +34,16 @@ ssize_t um_arg_len(VALUE v, const char *name) {
   return len > UM_MAX_RW_COUNT ? UM_MAX_RW_COUNT : len;
 }
 
+// A length to write: nil or -1 the whole buffer (1.0: -1 lets a file
+// offset follow positionally); else a length >= 0.
+ssize_t um_arg_write_len(VALUE v, const char *name) {
+  if (NIL_P(v)) return -1;
+  long len = um_arg_long(v, name);
+  if (len == -1) return -1;
+  if (len < 0) rb_raise(rb_eArgError, "negative %s: %ld (-1 or nil: the whole buffer)", name, len);
+  return len > UM_MAX_RW_COUNT ? UM_MAX_RW_COUNT : len;
+}
+
 // nil or -1: the current file position; else an offset >= 0.
 int64_t um_arg_file_offset(VALUE v) {
   if (NIL_P(v)) return -1;

@@ -2,11 +2,18 @@
 // needed) or an IO::Buffer.
 #include "um.h"
 #include <ruby/io/buffer.h>
+#include <string.h>
 
 #define UM_DEFAULT_STRING_READ_LEN 65536
 
 static bool um_is_io_buffer(VALUE buffer) {
   return rb_obj_is_kind_of(buffer, rb_cIOBuffer) == Qtrue;
+}
+
+static VALUE um_io_buffer_bytes_protected(VALUE arg) {
+  VALUE *args = (VALUE *)arg;
+  rb_io_buffer_get_bytes_for_writing(args[0], (void **)args[1], (size_t *)args[2]);
+  return Qnil;
 }
 
 static void um_buffer_type_error(VALUE buffer) {
@@ -25,8 +32,58 @@ size_t um_buffer_default_read_len(VALUE buffer, ssize_t offset) {
   return size - (size_t)offset;
 }
 
+// Marks an IO::Buffer locked by the machine (an operation or a buffer
+// registration), as opposed to one locked by its owner.
+static ID id_um_locked;
+
+// An IO::Buffer locked by its owner (not by a machine): Ruby hands the fiber
+// scheduler such buffers over memory it frees only after the hook returned.
+static bool um_io_buffer_owner_locked(VALUE buffer, enum rb_io_buffer_flags flags) {
+  return (flags & RB_IO_BUFFER_LOCKED) && !RTEST(rb_attr_get(buffer, id_um_locked));
+}
+
+// Whether the IO::Buffer owns its memory (allocated or mapped), so that
+// locking it keeps that memory where it is: a locked buffer cannot be freed,
+// resized or transferred. A slice's memory belongs to its parent, and an
+// external buffer's (IO::Buffer.for(string) in its block, or one made by C
+// code over memory of its own) to someone else: neither can be pinned.
+static bool um_io_buffer_owns_memory(enum rb_io_buffer_flags flags) {
+  return flags & (RB_IO_BUFFER_INTERNAL | RB_IO_BUFFER_MAPPED);
+}
+
+// Whether reading into the buffer must go through memory of the machine's
+// own (a bounce String the op keeps alive), copied in once the read
+// completed: the kernel may not write into memory that could be freed
+// meanwhile.
+bool um_buffer_needs_bounce(VALUE buffer) {
+  if (RB_TYPE_P(buffer, T_STRING)) return false;
+  void *base;
+  size_t size;
+  enum rb_io_buffer_flags flags = rb_io_buffer_get_bytes(buffer, &base, &size);
+  return !um_io_buffer_owns_memory(flags) && !um_io_buffer_owner_locked(buffer, flags);
+}
+
+// An IO::Buffer grows as a String does, when it owns its memory and
+// nothing holds it fixed.
+static void um_io_buffer_grow(VALUE buffer, size_t size, size_t needed, size_t maxlen, ssize_t ofs) {
+  void *base;
+  size_t cur;
+  enum rb_io_buffer_flags flags = rb_io_buffer_get_bytes(buffer, &base, &cur);
+  if ((flags & RB_IO_BUFFER_LOCKED) && !um_io_buffer_owner_locked(buffer, flags))
+    rb_raise(rb_const_get(rb_cIOBuffer, rb_intern("LockedError")),
+      "the buffer is in use by another operation or registered with a machine");
+  // An empty (or freed) buffer gets memory of its own.
+  bool null_buffer = !base && !(flags & RB_IO_BUFFER_LOCKED);
+  if (!null_buffer && (!um_io_buffer_owns_memory(flags) || (flags & (RB_IO_BUFFER_EXTERNAL | RB_IO_BUFFER_FILE | RB_IO_BUFFER_LOCKED))))
+    rb_raise(rb_eArgError,
+      "cannot read %zu bytes at offset %zd into an IO::Buffer of %zu bytes: it cannot grow "
+      "(a slice, a mapped file, an external or a locked buffer keeps its size)", maxlen, ofs, size);
+  rb_io_buffer_resize(buffer, needed);
+}
+
 // Returns where to read maxlen bytes into the buffer at *offset (negative:
 // counted from the end, -1 appends); *offset is set to the absolute offset.
+// A String, or an IO::Buffer that owns its memory, grows to hold them.
 void *um_buffer_for_read(VALUE buffer, size_t maxlen, ssize_t *offset) {
   ssize_t ofs = *offset;
   if (RB_TYPE_P(buffer, T_STRING)) {
@@ -48,10 +105,31 @@ void *um_buffer_for_read(VALUE buffer, size_t maxlen, ssize_t *offset) {
   if (ofs < 0) ofs = (ssize_t)size + ofs + 1;
   if (ofs < 0 || (size_t)ofs > size)
     rb_raise(rb_eArgError, "buffer offset %zd is out of range for an IO::Buffer of %zu bytes", *offset, size);
-  if (maxlen > size - (size_t)ofs)
-    rb_raise(rb_eArgError, "cannot read %zu bytes at offset %zd into an IO::Buffer of %zu bytes", maxlen, ofs, size);
+  if (maxlen > size - (size_t)ofs) {
+    um_io_buffer_grow(buffer, size, (size_t)ofs + maxlen, maxlen, ofs);
+    rb_io_buffer_get_bytes_for_writing(buffer, &base, &size);
+  }
   *offset = ofs;
   return (char *)base + ofs;
+}
+
+// Copies what a read put in its bounce String into the IO::Buffer, which
+// is checked again: one freed or resized meanwhile (or whose parent was)
+// raises IO::Buffer::InvalidatedError, and those bytes are lost.
+void um_buffer_bounce_in(VALUE buffer, ssize_t offset, VALUE bounce, ssize_t count) {
+  if (count <= 0) return;
+  void *base = NULL;
+  size_t size = 0;
+  int state = 0;
+  VALUE args[3] = { buffer, (VALUE)&base, (VALUE)&size };
+  rb_protect(um_io_buffer_bytes_protected, (VALUE)args, &state);
+  if (state) rb_set_errinfo(Qnil);
+  if (state || !base || (size_t)offset + (size_t)count > size)
+    rb_raise(rb_const_get(rb_cIOBuffer, rb_intern("InvalidatedError")),
+      "the IO::Buffer (or the buffer it is a slice of) was freed or resized during the read: "
+      "%zd bytes read are lost", count);
+  memcpy((char *)base + offset, RSTRING_PTR(bounce), (size_t)count);
+  RB_GC_GUARD(bounce);
 }
 
 // A String ends where the data read ends.
@@ -72,10 +150,6 @@ const void *um_buffer_for_write(VALUE buffer, size_t *len) {
   rb_io_buffer_get_bytes_for_reading(buffer, &base, len);
   return base;
 }
-
-// Marks an IO::Buffer locked by the machine (an operation or a buffer
-// registration), as opposed to one locked by its owner.
-static ID id_um_locked;
 
 // Locks the IO::Buffer for the machine; raises IO::Buffer::LockedError if it
 // is already locked.
@@ -120,9 +194,29 @@ void um_buffer_unlock(VALUE buffer) {
 
 // A frozen String whose memory stays put while the kernel reads it, even if
 // the caller changes the original meanwhile (the original gets a copy).
+// An IO::Buffer is copied into one too: its owner could free or resize it
+// (or its parent) meanwhile, and the kernel would send what then lies in
+// that memory. Only a buffer locked by its owner (the fiber scheduler's) is
+// used as it is.
 VALUE um_buffer_stable(VALUE buffer) {
-  if (!RB_TYPE_P(buffer, T_STRING) || OBJ_FROZEN(buffer)) return buffer;
-  return rb_str_new_frozen(buffer);
+  if (RB_TYPE_P(buffer, T_STRING)) return OBJ_FROZEN(buffer) ? buffer : rb_str_new_frozen(buffer);
+  if (!um_is_io_buffer(buffer)) um_buffer_type_error(buffer);
+
+  void *base;
+  size_t size;
+  enum rb_io_buffer_flags flags = rb_io_buffer_get_bytes(buffer, &base, &size);
+  if (um_io_buffer_owner_locked(buffer, flags)) return buffer;
+  return um_buffer_frozen_copy(buffer);
+}
+
+// A frozen String with the buffer's bytes (a frozen String as it is).
+VALUE um_buffer_frozen_copy(VALUE buffer) {
+  if (RB_TYPE_P(buffer, T_STRING)) return OBJ_FROZEN(buffer) ? buffer : rb_str_new_frozen(buffer);
+  if (!um_is_io_buffer(buffer)) um_buffer_type_error(buffer);
+  const void *ptr;
+  size_t size;
+  rb_io_buffer_get_bytes_for_reading(buffer, &ptr, &size);
+  return rb_obj_freeze(rb_str_new(ptr, (long)size));
 }
 
 // An Array of stable buffers and the iovecs over them (malloc'd; the caller

@@ -391,7 +391,7 @@ static VALUE um_read_m(int argc, VALUE *argv, VALUE self) {
 /*
  * call-seq: write(fd, buffer, len = nil, file_offset = -1) -> Integer
  *
- * Writes up to +len+ bytes (default: the whole buffer); may be partial.
+ * Writes up to +len+ bytes (nil or -1: the whole buffer); may be partial.
  */
 struct um_write_args {
   int fd;
@@ -405,7 +405,7 @@ static struct um_write_args um_parse_write_args(int argc, VALUE *argv) {
   struct um_write_args a;
   a.fd = um_arg_fd(argv[0]);
   um_arg_buffer(argv[1]);
-  a.len = argc > 2 ? um_arg_len(argv[2], "length") : -1;
+  a.len = argc > 2 ? um_arg_write_len(argv[2], "length") : -1;
   a.file_offset = argc > 3 ? um_arg_file_offset(argv[3]) : -1;
   return a;
 }

@@ -16,4 +16,5 @@ void Init_um_ext(void) {
   Init_um_regbuf_class();
   Init_um_fiber_scheduler_class();
   Init_um_ssl_class();
+  Init_um_inotify_class();
 }

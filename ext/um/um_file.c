@@ -80,10 +80,17 @@ VALUE um_transfer(struct um *m, const struct um_transfer *t) {
     size_t count;
     void *ptr;
     unsigned flags = OP_F_CALLER_MEM;
+    VALUE bounce = Qnil;
     if (reading) {
       count = (size_t)t->len;
       ptr = um_buffer_for_read(buffer, count, &offset);
-      if (um_buffer_lock(buffer)) flags |= OP_F_LOCKED;
+      // Memory that cannot be pinned (an IO::Buffer slice or external
+      // buffer) is read into a String of the op's own, copied in after.
+      if (um_buffer_needs_bounce(buffer)) {
+        bounce = rb_str_buf_new((long)count);
+        ptr = RSTRING_PTR(bounce);
+      }
+      else if (um_buffer_lock(buffer)) flags |= OP_F_LOCKED;
     }
     else {
       size_t size;
@@ -99,6 +106,7 @@ VALUE um_transfer(struct um *m, const struct um_transfer *t) {
 
     struct um_op *op = um_op_new(m, t->kind, flags);
     um_op_set_buffer(m, op, buffer);
+    if (!NIL_P(bounce)) RB_OBJ_WRITE(m->self, &op->extra, bounce);
     struct io_uring_sqe *sqe = um_get_sqe(m, op);
     um_prep_transfer(sqe, t->kind, t->fd, ptr, count, t->file_offset, t->flags, t->once);
 
@@ -112,7 +120,9 @@ VALUE um_transfer(struct um *m, const struct um_transfer *t) {
     }
     if (res < 0 && t->no_raise) return INT2NUM(res);
     um_raise_on_error(res, um_transfer_name(t->kind));
+    if (!NIL_P(bounce)) um_buffer_bounce_in(buffer, offset, bounce, res);
     if (reading) um_buffer_after_read(buffer, offset, res);
+    RB_GC_GUARD(bounce);
     return INT2NUM(res);
   }
 }
@@ -130,7 +140,7 @@ VALUE um_transfer_raw(struct um *m, enum um_op_kind kind, int fd, void *ptr, siz
 
     VALUE v = um_op_await(m, op, res);
     if (v != Qundef || *res != -EAGAIN || once) return v;
-    v = um_wait_ready(m, fd, kind == OP_RECV ? POLLIN : POLLOUT);
+    v = um_wait_ready(m, fd, kind == OP_RECV || kind == OP_READ ? POLLIN : POLLOUT);
     if (v != Qundef) return v;
   }
 }
@@ -215,7 +225,9 @@ VALUE um_writev(struct um *m, int fd, int argc, VALUE *argv, int64_t file_offset
 // NOP's on success; the write's on failure, which also skips the NOP's), and
 // it releases the record that keeps the buffer alive.
 VALUE um_write_async(struct um *m, int fd, VALUE buffer, ssize_t len, int64_t file_offset) {
-  VALUE stable = um_buffer_stable(buffer);
+  // Always a copy of an IO::Buffer: even one locked by its owner may be
+  // unlocked and freed before the kernel is done.
+  VALUE stable = um_buffer_frozen_copy(buffer);
   size_t size;
   const void *ptr = um_buffer_for_write(stable, &size);
   if (len >= 0 && (size_t)len > size)
@@ -317,14 +329,49 @@ VALUE um_statx(struct um *m, int dirfd, VALUE path, int flags, unsigned mask) {
   return h;
 }
 
+// Waits through the ring until fd_in has data and fd_out has room (a bad
+// fd or an error counts as ready: the splice then reports it).
+static VALUE um_splice_wait(struct um *m, int fd_in, int fd_out) {
+  while (true) {
+    struct pollfd fds[2] = { { .fd = fd_in, .events = POLLIN }, { .fd = fd_out, .events = POLLOUT } };
+    if (poll(fds, 2, 0) < 0) return Qundef; // EINTR or the like: the splice tells
+    for (int i = 0; i < 2; i++) {
+      if (fds[i].revents) continue;
+      VALUE v = um_wait_ready(m, fds[i].fd, fds[i].events);
+      if (v != Qundef) return v;
+    }
+    if (fds[0].revents && fds[1].revents) return Qundef;
+  }
+}
+
+// A splice or tee holds the pipe's mutex for as long as it runs. Run in
+// an io-wq worker on a blocking fd it could wait there indefinitely (for a
+// socket's data, or its send buffer), and any write or read of that pipe
+// from the machine's thread then sleeps uninterruptibly on the mutex inside
+// io_uring_enter, where no timeout can reach it. So the fds are first
+// waited for through the ring (polls, cancellable like any op), and the
+// splice itself never waits (SPLICE_F_NONBLOCK; a non-blocking socket fd
+// answers EAGAIN likewise): EAGAIN, from a race with another reader or
+// writer, waits again.
 static VALUE um_splice_op(struct um *m, enum um_op_kind kind, int fd_in, int fd_out, unsigned nbytes) {
-  struct um_op *op = um_op_new(m, kind, 0);
-  struct io_uring_sqe *sqe = um_get_sqe(m, op);
-  if (kind == OP_SPLICE)
-    io_uring_prep_splice(sqe, fd_in, -1, fd_out, -1, nbytes, 0);
-  else
-    io_uring_prep_tee(sqe, fd_in, fd_out, nbytes, 0);
-  return um_op_result(m, op, kind == OP_SPLICE ? "splice" : "tee");
+  const char *name = kind == OP_SPLICE ? "splice" : "tee";
+  while (true) {
+    VALUE v = um_splice_wait(m, fd_in, fd_out);
+    if (v != Qundef) return v;
+
+    struct um_op *op = um_op_new(m, kind, 0);
+    struct io_uring_sqe *sqe = um_get_sqe(m, op);
+    if (kind == OP_SPLICE)
+      io_uring_prep_splice(sqe, fd_in, -1, fd_out, -1, nbytes, SPLICE_F_NONBLOCK);
+    else
+      io_uring_prep_tee(sqe, fd_in, fd_out, nbytes, SPLICE_F_NONBLOCK);
+    int32_t res;
+    v = um_op_await(m, op, &res);
+    if (v != Qundef) return v;
+    if (res == -EAGAIN) continue;
+    um_raise_on_error(res, name);
+    return INT2NUM(res);
+  }
 }
 
 VALUE um_splice(struct um *m, int fd_in, int fd_out, unsigned nbytes) {

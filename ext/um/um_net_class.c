@@ -178,7 +178,7 @@ static VALUE um_connect_m(int argc, VALUE *argv, VALUE self) {
 /*
  * call-seq: send(fd, buffer, len = nil, flags = 0) -> Integer
  *
- * Sends up to +len+ bytes of the buffer (default: all of it); returns the
+ * Sends up to +len+ bytes of the buffer (nil or -1: all of it); returns the
  * bytes sent, which may be fewer. A closed peer raises Errno::EPIPE (never
  * SIGPIPE).
  */
@@ -187,7 +187,7 @@ static VALUE um_send_m(int argc, VALUE *argv, VALUE self) {
   rb_check_arity(argc, 2, 4);
   int fd = um_arg_fd(argv[0]);
   um_arg_buffer(argv[1]);
-  ssize_t len = argc > 2 ? um_arg_len(argv[2], "length") : -1;
+  ssize_t len = argc > 2 ? um_arg_write_len(argv[2], "length") : -1;
   int flags = argc > 3 ? um_arg_int(argv[3], "flags") : 0;
   return um_send(m, fd, argv[1], len, flags);
 }
