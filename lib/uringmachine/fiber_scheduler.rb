@@ -524,9 +524,10 @@ class UringMachine
   # to that fiber, and the caller, not on the machine's runqueue, would
   # never run again. Here the caller is put next on the runqueue.
   module FiberRaiseOnMachine
-    def raise(*args)
+    def raise(*args, **kwargs)
       scheduler = instance_variable_get(:@um_scheduler)
-      return super unless scheduler
+      # Keywords (Ruby 4.0's cause:) go to Ruby's own Fiber#raise.
+      return super if scheduler.nil? || !kwargs.empty?
 
       result = scheduler.__send__(:raise_into, self, args)
       result == :super ? super : result
