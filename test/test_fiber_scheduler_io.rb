@@ -619,6 +619,30 @@ class FiberSchedulerIOTest < SchedulerTestCase
     assert_equal ["stream closed in another thread", :closed], log
   end
 
+  # The closer is another thread, without a scheduler.
+  def test_close_from_another_thread_wakes_fiber
+    r, = io_pipe
+    waiting = Thread::Queue.new
+    closer = Thread.new do
+      waiting.pop
+      sleep 0.01 # the read is in the kernel
+      r.close
+      :closed
+    end
+    log = in_scheduler_thread do
+      log = []
+      Fiber.schedule do
+        waiting << true
+        r.readpartial(10)
+      rescue IOError => e
+        log << e.message
+      end
+      log
+    end
+    assert_equal ["stream closed in another thread"], log
+    assert_equal :closed, closer.value
+  end
+
   private
 
   def assert_hook(hook, message)
