@@ -619,6 +619,27 @@ class FiberSchedulerIOTest < SchedulerTestCase
     assert_equal ["stream closed in another thread", :closed], log
   end
 
+  # Through a wrapper (the recorder): the close finds the waiters' machine
+  # by their scheduler, not by Fiber.scheduler.
+  def test_close_wakes_waiters_under_a_wrapped_scheduler
+    r, = io_pipe
+    log = in_scheduler_thread do
+      recorder = SchedulerRecorder.new(UM::FiberScheduler.new)
+      Fiber.set_scheduler(recorder)
+      log = []
+      Fiber.schedule do
+        r.read(1)
+      rescue IOError => e
+        log << e.message
+      end
+      recorder.scheduler.machine.sleep(0.01) # the read is in the kernel
+      r.close
+      log << recorder.count(:io_read)
+      log
+    end
+    assert_equal ["stream closed in another thread", 1], log
+  end
+
   # The closer is another thread, without a scheduler.
   def test_close_from_another_thread_wakes_fiber
     r, = io_pipe

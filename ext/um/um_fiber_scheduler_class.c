@@ -353,6 +353,7 @@ void Init_um_fiber_scheduler_class(void) {
   rb_define_private_method(cScheduler, "raise_now", um_fiber_scheduler_raise_now, 3);
 
   VALUE sc = rb_singleton_class(cScheduler);
+  rb_define_private_method(sc, "machine_thread?", um_fiber_scheduler_machine_thread_p, 1);
   rb_define_private_method(sc, "waiting_on", um_fiber_scheduler_waiting_on, 2);
   rb_define_private_method(sc, "done_waiting_on", um_fiber_scheduler_done_waiting_on, 2);
   rb_define_private_method(sc, "waiters_on", um_fiber_scheduler_waiters_on, 1);

@@ -464,17 +464,19 @@ class UringMachine
           scheduler = fiber.instance_variable_get(:@um_scheduler)
           scheduler&.fiber_interrupt(fiber, IOError.new("stream closed in another thread"))
         end
-        pause_for_close(pauses += 1)
+        pause_for_close(fibers, pauses += 1)
       end
     end
 
-    # Lets the interrupted fibers run: on a machine's thread, its machine
-    # runs them (the caller may be the thread's main fiber, for which Ruby
-    # would not call the scheduler).
-    def self.pause_for_close(count)
-      scheduler = Fiber.scheduler
-      machine = scheduler.machine if scheduler.respond_to?(:machine)
-      if machine.is_a?(UringMachine) && scheduler.__send__(:machine_thread?, machine)
+    # Lets the interrupted fibers run: waiters on the caller's thread run on
+    # their machine (the caller may be the thread's main fiber, for which
+    # Ruby would not call the scheduler); waiters on other threads run there.
+    def self.pause_for_close(fibers, count)
+      machine = fibers.each do |fiber|
+        m = fiber.instance_variable_get(:@um_scheduler)&.machine
+        break m if m && machine_thread?(m)
+      end
+      if machine.is_a?(UringMachine)
         count == 1 ? machine.snooze : machine.sleep(0.001)
       else
         sleep(0.001)
