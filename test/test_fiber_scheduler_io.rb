@@ -640,6 +640,33 @@ class FiberSchedulerIOTest < SchedulerTestCase
     assert_equal ["stream closed in another thread", 1], log
   end
 
+  # Reads that wait in the kernel rather than in #io_wait: a blocking fd,
+  # and IO::Buffer#read with a minimum length.
+  def test_close_wakes_reads_waiting_in_the_kernel
+    r1, = io_pipe
+    r1.nonblock = false
+    r2, = io_pipe
+    log = in_scheduler_thread do
+      log = []
+      [-> { r1.readpartial(5) }, -> { IO::Buffer.new(8).read(r2, 1) }].each_with_index do |read, i|
+        Fiber.schedule do
+          read.call
+        rescue IOError => e
+          log << [i, e.message]
+        end
+      end
+      Fiber.schedule do
+        sleep 0.01
+        r1.close
+        r2.close
+        log << :closed
+      end
+      log
+    end
+    message = "stream closed in another thread"
+    assert_equal [[0, message], [1, message], :closed], log
+  end
+
   # The closer is another thread, without a scheduler.
   def test_close_from_another_thread_wakes_fiber
     r, = io_pipe

@@ -72,18 +72,80 @@ static bool um_attempt_must_wait(long *n, bool read_dir, int fd, char *ptr, size
   return false;
 }
 
+static VALUE um_fiber_scheduler_waiting_on(VALUE self, VALUE io, VALUE fiber);
+static VALUE um_fiber_scheduler_done_waiting_on(VALUE self, VALUE io, VALUE fiber);
+
+struct um_transfer_loop {
+  struct um *m;
+  VALUE io; // noted as waited on (for IO#close) once the loop waits; nil: never
+  VALUE fiber;
+  bool noted;
+  bool read_dir;
+  bool once;
+  int fd;
+  VALUE buffer;
+  char *base;
+  size_t size;
+  size_t length;
+  size_t offset;
+  int64_t from;
+};
+
+static VALUE um_transfer_loop_run(VALUE arg) {
+  struct um_transfer_loop *l = (struct um_transfer_loop *)arg;
+  size_t total = 0;
+  size_t offset = l->offset;
+  while (offset < l->size) {
+    // A wait can last: IO#close must then find this fiber. One attempt that
+    // does not wait needs no note (on Ruby's pipes and sockets, the common
+    // case, the hook stays free of it).
+    if (!l->once && !l->noted && !NIL_P(l->io)) {
+      l->fiber = rb_fiber_current();
+      um_fiber_scheduler_waiting_on(Qnil, l->io, l->fiber);
+      l->noted = true;
+    }
+    struct um_transfer t = {
+      .kind = l->read_dir ? OP_READ : OP_WRITE, .fd = l->fd, .buffer = l->buffer,
+      .len = (ssize_t)(l->size - offset), .buffer_offset = (ssize_t)offset,
+      .file_offset = l->from < 0 ? -1 : l->from + (int64_t)total, .once = l->once, .no_raise = true
+    };
+    VALUE ret = um_transfer(l->m, &t);
+    // Woken by something that is not an exception: Ruby retries on EINTR.
+    long n = FIXNUM_P(ret) ? FIX2LONG(ret) : -EINTR;
+    if (l->once && um_attempt_must_wait(&n, l->read_dir, l->fd, l->base + offset, l->size - offset)) {
+      l->once = false;
+      continue;
+    }
+    if (n < 0) return total ? SIZET2NUM(total) : LONG2NUM(n);
+    if (n == 0) break;
+    total += (size_t)n;
+    offset += (size_t)n;
+    if (total >= l->length) break;
+  }
+  return SIZET2NUM(total);
+}
+
+static VALUE um_transfer_loop_ensure(VALUE arg) {
+  struct um_transfer_loop *l = (struct um_transfer_loop *)arg;
+  if (l->noted) um_fiber_scheduler_done_waiting_on(Qnil, l->io, l->fiber);
+  return Qnil;
+}
+
 /*
- * call-seq: transfer(machine, direction, fd, buffer, length, offset, from) -> Integer
+ * call-seq: transfer(machine, direction, fd, buffer, length, offset, from, io) -> Integer
  *
  * Private: the loop of the io_read/io_write/io_pread/io_pwrite hooks.
  * Transfers between the IO::Buffer (from +offset+) and the fd until at
  * least +length+ bytes moved (0: one attempt, which answers -EAGAIN rather
  * than waiting on an O_NONBLOCK pipe, socket or device), EOF, or the
  * buffer's end; +from+ is the file offset (-1: the current position).
+ * While it waits, the fiber is noted as waiting on +io+ (nil: not noted).
  * Returns the bytes moved, or -errno when nothing moved.
  */
-static VALUE um_fiber_scheduler_transfer(VALUE self, VALUE machine, VALUE direction, VALUE fd_v,
-    VALUE buffer, VALUE length_v, VALUE offset_v, VALUE from_v) {
+static VALUE um_fiber_scheduler_transfer(int argc, VALUE *argv, VALUE self) {
+  rb_check_arity(argc, 8, 8);
+  VALUE machine = argv[0], direction = argv[1], fd_v = argv[2], buffer = argv[3];
+  VALUE length_v = argv[4], offset_v = argv[5], from_v = argv[6], io = argv[7];
   struct um *m = um_get_machine(machine);
   if (direction != sym_read && direction != sym_write)
     rb_raise(rb_eArgError, "direction must be :read or :write");
@@ -122,27 +184,15 @@ static VALUE um_fiber_scheduler_transfer(VALUE self, VALUE machine, VALUE direct
     once = false;
   }
 
-  size_t total = 0;
-  while (offset < size) {
-    struct um_transfer t = {
-      .kind = read_dir ? OP_READ : OP_WRITE, .fd = fd, .buffer = buffer,
-      .len = (ssize_t)(size - offset), .buffer_offset = (ssize_t)offset,
-      .file_offset = from < 0 ? -1 : from + (int64_t)total, .once = once, .no_raise = true
-    };
-    VALUE ret = um_transfer(m, &t);
-    // Woken by something that is not an exception: Ruby retries on EINTR.
-    long n = FIXNUM_P(ret) ? FIX2LONG(ret) : -EINTR;
-    if (once && um_attempt_must_wait(&n, read_dir, fd, (char *)base + offset, size - offset)) {
-      once = false;
-      continue;
-    }
-    if (n < 0) return total ? SIZET2NUM(total) : LONG2NUM(n);
-    if (n == 0) break;
-    total += (size_t)n;
-    offset += (size_t)n;
-    if (total >= length) break;
-  }
-  return SIZET2NUM(total);
+  struct um_transfer_loop l = {
+    .m = m, .io = io, .fiber = Qnil, .noted = false, .read_dir = read_dir, .once = once, .fd = fd,
+    .buffer = buffer, .base = base, .size = size, .length = length, .offset = offset, .from = from
+  };
+  VALUE ret = rb_ensure(um_transfer_loop_run, (VALUE)&l, um_transfer_loop_ensure, (VALUE)&l);
+  RB_GC_GUARD(io);
+  RB_GC_GUARD(buffer);
+  RB_GC_GUARD(l.fiber);
+  return ret;
 }
 
 /*
@@ -342,7 +392,7 @@ void Init_um_fiber_scheduler_class(void) {
   um_io_waiters = um_ident_hash();
   VALUE cUM = rb_const_get(rb_cObject, rb_intern("UringMachine"));
   VALUE cScheduler = rb_define_class_under(cUM, "FiberScheduler", rb_cObject);
-  rb_define_private_method(cScheduler, "transfer", um_fiber_scheduler_transfer, 7);
+  rb_define_private_method(cScheduler, "transfer", um_fiber_scheduler_transfer, -1);
   rb_define_private_method(cScheduler, "read_buffered?", um_fiber_scheduler_read_buffered_p, 1);
   rb_define_private_method(cScheduler, "machine_thread?", um_fiber_scheduler_machine_thread_p, 1);
   rb_define_private_method(cScheduler, "reserved_fd?", um_fiber_scheduler_reserved_fd_p, 1);

@@ -408,12 +408,11 @@ class UringMachine
     def buffered_io(io, direction, buffer, length, offset, from)
       fd = io.fileno
       seconds = io.timeout
-      waiting_on(io) do
-        next transfer(machine, direction, fd, buffer, length, offset, from) if seconds.nil?
+      noted = NOTE_IO_WAITS ? io : nil
+      return transfer(machine, direction, fd, buffer, length, offset, from, noted) if seconds.nil?
 
-        machine.timeout(seconds, ::IO::TimeoutError.new("Blocking operation timed out!")) do
-          transfer(machine, direction, fd, buffer, length, offset, from)
-        end
+      machine.timeout(seconds, ::IO::TimeoutError.new("Blocking operation timed out!")) do
+        transfer(machine, direction, fd, buffer, length, offset, from, noted)
       end
     end
 
@@ -421,7 +420,11 @@ class UringMachine
     # closed (threads get IOError from the close): the hooks note which IO
     # each fiber waits on, and IO#close (CloseInterruptsFibers) interrupts
     # them. Ruby 4.0 does this itself, through #fiber_interrupt.
-    if RUBY_VERSION < "3.5"
+    # (#transfer notes a read or write that has to wait itself.)
+    NOTE_IO_WAITS = RUBY_VERSION < "3.5"
+    private_constant :NOTE_IO_WAITS
+
+    if NOTE_IO_WAITS
       def waiting_on(io)
         fiber = Fiber.current
         FiberScheduler.__send__(:waiting_on, io, fiber)
