@@ -667,6 +667,32 @@ class FiberSchedulerIOTest < SchedulerTestCase
     assert_equal [[0, message], [1, message], :closed], log
   end
 
+  # A forked child closing the IO: the parent's fiber waiting on it is not
+  # the child's to wake (and does not run there: the close must not wait
+  # for it).
+  def test_close_in_forked_child_ignores_the_parents_waiters
+    r, w = io_pipe
+    pid = nil
+    log = in_scheduler_thread do
+      log = []
+      Fiber.schedule { log << r.read(1) }
+      Fiber.schedule do
+        sleep 0.01 # the parent's read is in the kernel
+        pid = fork do
+          r.close
+          exit!(0)
+        end
+        _, status = Process.wait2(pid)
+        log << status.success?
+        w.write("x")
+      end
+      log
+    end
+    assert_equal [true, "x"], log
+  ensure
+    Process.kill(:KILL, pid) rescue nil if pid # rubocop:disable Style/RescueModifier
+  end
+
   # The closer is another thread, without a scheduler.
   def test_close_from_another_thread_wakes_fiber
     r, = io_pipe
