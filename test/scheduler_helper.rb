@@ -122,6 +122,29 @@ class SchedulerTestCase < UMTestCase
     assert_empty present, "hooks called: #{present.inspect}"
   end
 
+  # Runs the block in a new thread under a fresh UM::FiberScheduler (given to
+  # the block), closes the scheduler (running every fiber to its end) and
+  # returns the block's value. A run that has not ended within +seconds+
+  # fails the test instead of hanging it: the thread is killed.
+  def in_scheduler_thread(seconds = 5)
+    thread = Thread.new do
+      Thread.current.report_on_exception = false
+      scheduler = UM::FiberScheduler.new
+      Fiber.set_scheduler(scheduler)
+      begin
+        yield scheduler
+      ensure
+        Fiber.set_scheduler(nil)
+      end
+    end
+    unless thread.join(seconds)
+      thread.kill
+      thread.join(1)
+      flunk "the scheduler's thread was still running after #{seconds} s"
+    end
+    thread.value
+  end
+
   # A Ruby IO pipe closed after the test.
   def io_pipe
     r, w = IO.pipe

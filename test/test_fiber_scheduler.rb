@@ -504,4 +504,200 @@ class FiberSchedulerTest < SchedulerTestCase
     end
     assert_equal [5, 4, "hell", 3, 3, "bcd"], results
   end
+
+  def test_join_runs_every_fiber
+    scheduler = UM::FiberScheduler.new(@machine)
+    done = []
+    Fiber.set_scheduler(scheduler)
+    Fiber.schedule { sleep 0.005; done << 1 }
+    Fiber.schedule { sleep 0.001; done << 2 }
+    assert_nil scheduler.join
+    assert_equal [2, 1], done
+    refute scheduler.closed? # join only runs; close still comes
+  ensure
+    Fiber.set_scheduler(nil)
+  end
+
+  # Fiber#raise transfers to the target: the calling fiber must get to run
+  # again when the target next waits (it is not on the runqueue otherwise).
+  def test_fiber_raise_on_fiber_waiting_in_mutex_lock
+    log = in_scheduler_thread do
+      mutex = Mutex.new
+      log = []
+      Fiber.schedule { mutex.synchronize { sleep 0.02 } }
+      waiter = Fiber.schedule do
+        mutex.lock
+        log << :locked
+      rescue RuntimeError => e
+        log << [e.message, mutex.owned?]
+      end
+      Fiber.schedule do
+        waiter.raise(RuntimeError, "stop")
+        log << :caller_resumed
+      end
+      log
+    end
+    assert_equal [["stop", false], :caller_resumed], log
+  end
+
+  def test_fiber_raise_on_fiber_waiting_in_condition_variable
+    log = in_scheduler_thread do
+      mutex = Mutex.new
+      cv = ConditionVariable.new
+      log = []
+      waiter = Fiber.schedule do
+        mutex.synchronize { cv.wait(mutex) }
+      rescue RuntimeError => e
+        log << [e.message, mutex.owned?]
+      end
+      Fiber.schedule do
+        waiter.raise("stop")
+        log << :caller_resumed
+      end
+      log
+    end
+    assert_equal [["stop", false], :caller_resumed], log
+  end
+
+  # As in Ruby's own test: the thread's main (blocking) fiber raises into a
+  # waiting fiber, then the thread ends.
+  def test_fiber_raise_from_the_main_fiber
+    log = in_scheduler_thread do
+      log = []
+      queue = Queue.new
+      waiter = Fiber.schedule do
+        queue.pop
+      rescue ArgumentError => e
+        log << e.message
+      end
+      waiter.raise(ArgumentError, "from main")
+      log << :main_resumed
+      log
+    end
+    assert_equal ["from main", :main_resumed], log
+  end
+
+  def test_fiber_raise_on_sleeping_fiber_and_with_an_exception_object
+    log = in_scheduler_thread do
+      log = []
+      waiter = Fiber.schedule do
+        sleep
+      rescue IOError => e
+        log << e.message
+        sleep 0.001
+        log << :waiter_done
+      end
+      Fiber.schedule do
+        waiter.raise(IOError.new("object"))
+        log << :caller_resumed
+        log << begin
+          Fiber.current.raise(FiberError, "self")
+        rescue FiberError => e
+          e.message
+        end
+        log << begin
+          waiter.raise(42)
+        rescue TypeError => e
+          e.message
+        end
+      end
+      log
+    end
+    assert_equal ["object", :caller_resumed, "self", "exception class/object expected", :waiter_done], log
+  end
+
+  # A subclass whose #block lets other fibers run before calling super: the
+  # #unblock that comes meanwhile is kept, and the block returns at once.
+  def test_unblock_before_block_is_not_lost
+    yielding = Class.new(UM::FiberScheduler) do
+      def block(blocker, timeout = nil)
+        machine.snooze
+        super
+      end
+    end
+    log = []
+    thread = Thread.new do
+      Thread.current.report_on_exception = false
+      Fiber.set_scheduler(yielding.new)
+      mutex = Mutex.new
+      # The holder unlocks while the second fiber is in the subclass's
+      # snooze, before it reached super.
+      Fiber.schedule { mutex.synchronize { Fiber.scheduler.yield } }
+      Fiber.schedule { mutex.synchronize { log << :second } }
+      Fiber.set_scheduler(nil)
+    end
+    assert thread.join(5), "the fiber waiting for the Mutex was never woken"
+    assert_equal [:second], log
+  ensure
+    thread&.kill
+  end
+
+  def test_unblock_before_block_directly
+    results = in_scheduler_thread do |scheduler|
+      results = []
+      Fiber.schedule do
+        scheduler.unblock(:blocker, Fiber.current)
+        results << scheduler.block(:blocker, nil) # returns at once
+        results << scheduler.block(:blocker, 0.005) # the token was used up
+      end
+      results
+    end
+    assert_equal [true, false], results
+  end
+
+  def test_io_select_refuses_a_bare_io
+    r, w = io_pipe
+    w.write("x")
+    errors = in_scheduler_thread do
+      errors = []
+      Fiber.schedule do
+        errors << assert_raises(TypeError) { IO.select(r) }.message
+        errors << assert_raises(TypeError) { IO.select([r], w) }.message
+        errors << assert_raises(TypeError) { Fiber.scheduler.io_select([r], nil, r, 0) }.message
+      end
+      errors
+    end
+    assert_equal ["wrong argument type IO (expected Array)"] * 3, errors
+    assert_equal "x", r.read_nonblock(1) # nothing was read
+  end
+
+  # In a child: a regression would close the test process's stdio.
+  def test_io_close_refuses_stdio_fds
+    status = in_child do
+      scheduler = UM::FiberScheduler.new
+      [0, 1, 2].all? do |fd|
+        scheduler.io_close(fd)
+        false
+      rescue UM::Error => e
+        e.message.include?("reserved") && File.exist?("/proc/self/fd/#{fd}")
+      end
+    end
+    assert status.success?, "child: #{status.inspect}"
+  end
+
+  # Ruby's timer thread keeps fds (pipes or an eventfd) that no IO may wrap;
+  # closing one aborts the VM, so the test runs in a child.
+  def test_io_close_refuses_fds_ruby_reserves
+    Thread.new {}.join # the timer thread and its fds exist once a thread ran
+    reserved = Dir.children("/proc/self/fd").map(&:to_i).select do |fd|
+      IO.for_fd(fd, autoclose: false)
+      false
+    rescue ArgumentError => e
+      e.message.include?("reserve")
+    rescue SystemCallError
+      false
+    end
+    skip "this Ruby reserves no fd" if reserved.empty?
+
+    status = in_child do
+      scheduler = UM::FiberScheduler.new
+      reserved.all? do |fd|
+        scheduler.io_close(fd)
+        false
+      rescue UM::Error
+        File.exist?("/proc/self/fd/#{fd}")
+      end && Thread.new { sleep 0.001; true }.value
+    end
+    assert status.success?, "child: #{status.inspect}"
+  end
 end

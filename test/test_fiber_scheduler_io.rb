@@ -526,6 +526,197 @@ class FiberSchedulerIOTest < SchedulerTestCase
     assert_equal [[:r1, "first pipe\n"], [:r2, "second pipe\n"]], order.drop(1).sort
   end
 
+  # Past 256 ops in use, one-attempt transfers are syscalls: they must not
+  # write into a read-only buffer (IO::Buffer.for(frozen String)) either.
+  def test_read_only_buffer_with_many_ops_in_use
+    r, w = io_pipe
+    w.write("XYZ")
+    frozen = "abc".freeze
+    results = in_scheduler_thread do |scheduler|
+      results = []
+      Fiber.schedule do
+        machine = scheduler.machine
+        pipes = Array.new(300) { UM.pipe }
+        waiters = pipes.map { |fd, _| machine.spin { machine.read(fd, +"", 1) } }
+        machine.snooze
+        results << (machine.metrics[:ops_pending] >= 256)
+        buffer = IO::Buffer.for(frozen)
+        [-> { scheduler.io_read(r, buffer, 0, 0) }, -> { scheduler.io_read(r, buffer, 1, 0) },
+         -> { buffer.read(r, 0) }, -> { scheduler.io_pread(r, buffer, 0, 0, 0) }].each do |call|
+          call.call
+          results << :no_error
+        rescue IO::Buffer::AccessError => e
+          results << e.message
+        end
+        # Writing from a read-only buffer is fine, on either path.
+        results << scheduler.io_write(w, buffer, 0, 0)
+        results << scheduler.io_write(w, buffer, 3, 0)
+        pipes.each { |_, wfd| machine.write(wfd, "x") }
+        machine.join(*waiters)
+        pipes.flatten.each { |fd| machine.close(fd) }
+      end
+      results
+    end
+    assert_equal [true] + ["Buffer is not writable!"] * 4 + [3, 3], results
+    assert_equal "abc", frozen
+    assert_equal "XYZabcabc", r.read_nonblock(100) # nothing was read
+  end
+
+  # IO#close in one fiber wakes the fibers waiting on that IO in others with
+  # IOError, as it does for threads; the fd is closed after they left.
+  def test_close_wakes_fibers_waiting_on_the_io
+    r, w = io_pipe
+    w2r, w2 = io_pipe
+    nil until w2.write_nonblock("x" * 4096, exception: false) == :wait_writable
+    log = in_scheduler_thread do
+      log = []
+      [-> { r.read(1) }, -> { r.wait_readable }, -> { r.readpartial(10) }].each_with_index do |wait, i|
+        Fiber.schedule do
+          wait.call
+          log << [i, :returned]
+        rescue IOError => e
+          log << [i, e.message]
+        end
+      end
+      Fiber.schedule do
+        w2.write("y")
+        log << [:writer, :returned]
+      rescue IOError => e
+        log << [:writer, e.message]
+      end
+      Fiber.schedule do
+        sleep 0.01 # the waits are in the kernel
+        r.close
+        w2.close
+        log << :closed
+      end
+      log
+    end
+    message = "stream closed in another thread"
+    assert_equal [[0, message], [1, message], [2, message], [:writer, message], :closed].sort_by(&:to_s),
+      log.sort_by(&:to_s)
+    assert_equal :closed, log.last # the closer waits for them to leave
+    assert r.closed? && w2.closed?
+    refute w.closed?
+    assert_equal "x", w2r.read_nonblock(1) # the writer's bytes stayed in the pipe
+  end
+
+  # The thread's main fiber closing the IO: the waiters still wake.
+  def test_close_from_main_fiber_wakes_waiters
+    r, = io_pipe
+    log = in_scheduler_thread do
+      log = []
+      Fiber.schedule do
+        r.gets
+      rescue IOError => e
+        log << e.message
+      end
+      Fiber.scheduler.machine.sleep(0.01) # the read is in the kernel
+      r.close
+      log << :closed
+      log
+    end
+    assert_equal ["stream closed in another thread", :closed], log
+  end
+
+  # Through a wrapper (the recorder): the close finds the waiters' machine
+  # by their scheduler, not by Fiber.scheduler.
+  def test_close_wakes_waiters_under_a_wrapped_scheduler
+    r, = io_pipe
+    log = in_scheduler_thread do
+      recorder = SchedulerRecorder.new(UM::FiberScheduler.new)
+      Fiber.set_scheduler(recorder)
+      log = []
+      Fiber.schedule do
+        r.read(1)
+      rescue IOError => e
+        log << e.message
+      end
+      recorder.scheduler.machine.sleep(0.01) # the read is in the kernel
+      r.close
+      log << recorder.count(:io_read)
+      log
+    end
+    assert_equal ["stream closed in another thread", 1], log
+  end
+
+  # Reads that wait in the kernel rather than in #io_wait: a blocking fd,
+  # and IO::Buffer#read with a minimum length.
+  def test_close_wakes_reads_waiting_in_the_kernel
+    r1, = io_pipe
+    r1.nonblock = false
+    r2, = io_pipe
+    log = in_scheduler_thread do
+      log = []
+      [-> { r1.readpartial(5) }, -> { IO::Buffer.new(8).read(r2, 1) }].each_with_index do |read, i|
+        Fiber.schedule do
+          read.call
+        rescue IOError => e
+          log << [i, e.message]
+        end
+      end
+      Fiber.schedule do
+        sleep 0.01
+        r1.close
+        r2.close
+        log << :closed
+      end
+      log
+    end
+    message = "stream closed in another thread"
+    assert_equal [[0, message], [1, message], :closed], log
+  end
+
+  # A forked child closing the IO: the parent's fiber waiting on it is not
+  # the child's to wake (and does not run there: the close must not wait
+  # for it).
+  def test_close_in_forked_child_ignores_the_parents_waiters
+    r, w = io_pipe
+    pid = nil
+    log = in_scheduler_thread do
+      log = []
+      Fiber.schedule { log << r.read(1) }
+      Fiber.schedule do
+        sleep 0.01 # the parent's read is in the kernel
+        pid = fork do
+          r.close
+          exit!(0)
+        end
+        _, status = Process.wait2(pid)
+        log << status.success?
+        w.write("x")
+      end
+      log
+    end
+    assert_equal [true, "x"], log
+  ensure
+    Process.kill(:KILL, pid) rescue nil if pid # rubocop:disable Style/RescueModifier
+  end
+
+  # The closer is another thread, without a scheduler.
+  def test_close_from_another_thread_wakes_fiber
+    r, = io_pipe
+    waiting = Thread::Queue.new
+    closer = Thread.new do
+      waiting.pop
+      sleep 0.01 # the read is in the kernel
+      r.close
+      :closed
+    end
+    log = in_scheduler_thread do
+      log = []
+      Fiber.schedule do
+        waiting << true
+        r.readpartial(10)
+      rescue IOError => e
+        log << e.message
+      end
+      log
+    end
+    assert_equal ["stream closed in another thread"], log
+    assert_equal :closed, closer.value
+  end
+
   private
 
   def assert_hook(hook, message)

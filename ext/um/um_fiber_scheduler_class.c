@@ -72,18 +72,80 @@ static bool um_attempt_must_wait(long *n, bool read_dir, int fd, char *ptr, size
   return false;
 }
 
+static VALUE um_fiber_scheduler_waiting_on(VALUE self, VALUE io, VALUE fiber);
+static VALUE um_fiber_scheduler_done_waiting_on(VALUE self, VALUE io, VALUE fiber);
+
+struct um_transfer_loop {
+  struct um *m;
+  VALUE io; // noted as waited on (for IO#close) once the loop waits; nil: never
+  VALUE fiber;
+  bool noted;
+  bool read_dir;
+  bool once;
+  int fd;
+  VALUE buffer;
+  char *base;
+  size_t size;
+  size_t length;
+  size_t offset;
+  int64_t from;
+};
+
+static VALUE um_transfer_loop_run(VALUE arg) {
+  struct um_transfer_loop *l = (struct um_transfer_loop *)arg;
+  size_t total = 0;
+  size_t offset = l->offset;
+  while (offset < l->size) {
+    // A wait can last: IO#close must then find this fiber. One attempt that
+    // does not wait needs no note (on Ruby's pipes and sockets, the common
+    // case, the hook stays free of it).
+    if (!l->once && !l->noted && !NIL_P(l->io)) {
+      l->fiber = rb_fiber_current();
+      um_fiber_scheduler_waiting_on(Qnil, l->io, l->fiber);
+      l->noted = true;
+    }
+    struct um_transfer t = {
+      .kind = l->read_dir ? OP_READ : OP_WRITE, .fd = l->fd, .buffer = l->buffer,
+      .len = (ssize_t)(l->size - offset), .buffer_offset = (ssize_t)offset,
+      .file_offset = l->from < 0 ? -1 : l->from + (int64_t)total, .once = l->once, .no_raise = true
+    };
+    VALUE ret = um_transfer(l->m, &t);
+    // Woken by something that is not an exception: Ruby retries on EINTR.
+    long n = FIXNUM_P(ret) ? FIX2LONG(ret) : -EINTR;
+    if (l->once && um_attempt_must_wait(&n, l->read_dir, l->fd, l->base + offset, l->size - offset)) {
+      l->once = false;
+      continue;
+    }
+    if (n < 0) return total ? SIZET2NUM(total) : LONG2NUM(n);
+    if (n == 0) break;
+    total += (size_t)n;
+    offset += (size_t)n;
+    if (total >= l->length) break;
+  }
+  return SIZET2NUM(total);
+}
+
+static VALUE um_transfer_loop_ensure(VALUE arg) {
+  struct um_transfer_loop *l = (struct um_transfer_loop *)arg;
+  if (l->noted) um_fiber_scheduler_done_waiting_on(Qnil, l->io, l->fiber);
+  return Qnil;
+}
+
 /*
- * call-seq: transfer(machine, direction, fd, buffer, length, offset, from) -> Integer
+ * call-seq: transfer(machine, direction, fd, buffer, length, offset, from, io) -> Integer
  *
  * Private: the loop of the io_read/io_write/io_pread/io_pwrite hooks.
  * Transfers between the IO::Buffer (from +offset+) and the fd until at
  * least +length+ bytes moved (0: one attempt, which answers -EAGAIN rather
  * than waiting on an O_NONBLOCK pipe, socket or device), EOF, or the
  * buffer's end; +from+ is the file offset (-1: the current position).
+ * While it waits, the fiber is noted as waiting on +io+ (nil: not noted).
  * Returns the bytes moved, or -errno when nothing moved.
  */
-static VALUE um_fiber_scheduler_transfer(VALUE self, VALUE machine, VALUE direction, VALUE fd_v,
-    VALUE buffer, VALUE length_v, VALUE offset_v, VALUE from_v) {
+static VALUE um_fiber_scheduler_transfer(int argc, VALUE *argv, VALUE self) {
+  rb_check_arity(argc, 8, 8);
+  VALUE machine = argv[0], direction = argv[1], fd_v = argv[2], buffer = argv[3];
+  VALUE length_v = argv[4], offset_v = argv[5], from_v = argv[6], io = argv[7];
   struct um *m = um_get_machine(machine);
   if (direction != sym_read && direction != sym_write)
     rb_raise(rb_eArgError, "direction must be :read or :write");
@@ -93,18 +155,24 @@ static VALUE um_fiber_scheduler_transfer(VALUE self, VALUE machine, VALUE direct
   int64_t from = NUM2LL(from_v);
   if (!rb_obj_is_kind_of(buffer, rb_cIOBuffer))
     rb_raise(rb_eTypeError, "buffer must be an IO::Buffer, not %s", rb_obj_classname(buffer));
-  if (from >= 0 && um_unseekable(fd)) return INT2NUM(-ESPIPE);
 
+  // A read needs a writable buffer: IO::Buffer.for(frozen_string) is
+  // read-only, and Ruby hands it to the hook without checking. Both calls
+  // raise as IO::Buffer#read/#write do without a scheduler (AccessError,
+  // InvalidatedError) before any byte moves, on the syscall path as on the
+  // ring's.
   void *base;
   size_t size;
-  rb_io_buffer_get_bytes(buffer, &base, &size);
+  bool read_dir = direction == sym_read;
+  if (read_dir) rb_io_buffer_get_bytes_for_writing(buffer, &base, &size);
+  else rb_io_buffer_get_bytes_for_reading(buffer, (const void **)&base, &size);
   if (offset > size) rb_raise(rb_eArgError, "offset %zu is beyond the buffer's %zu bytes", offset, size);
+  if (from >= 0 && um_unseekable(fd)) return INT2NUM(-ESPIPE);
 
   // Length 0 asks for one attempt. It does not wait: Ruby answers EAGAIN
   // itself, with #io_wait and another attempt (readpartial, write) or an
   // IO::WaitReadable (read_nonblock). With many ops in use the attempt is a
   // syscall (see UM_DIRECT_OPS); otherwise a ring op that does not wait.
-  bool read_dir = direction == sym_read;
   bool once = length == 0;
   if (once && from < 0 && m->metrics.ops_allocated - m->metrics.ops_free >= UM_DIRECT_OPS &&
       m->direct_streak < UM_DIRECT_STREAK_MAX) {
@@ -116,27 +184,15 @@ static VALUE um_fiber_scheduler_transfer(VALUE self, VALUE machine, VALUE direct
     once = false;
   }
 
-  size_t total = 0;
-  while (offset < size) {
-    struct um_transfer t = {
-      .kind = read_dir ? OP_READ : OP_WRITE, .fd = fd, .buffer = buffer,
-      .len = (ssize_t)(size - offset), .buffer_offset = (ssize_t)offset,
-      .file_offset = from < 0 ? -1 : from + (int64_t)total, .once = once, .no_raise = true
-    };
-    VALUE ret = um_transfer(m, &t);
-    // Woken by something that is not an exception: Ruby retries on EINTR.
-    long n = FIXNUM_P(ret) ? FIX2LONG(ret) : -EINTR;
-    if (once && um_attempt_must_wait(&n, read_dir, fd, (char *)base + offset, size - offset)) {
-      once = false;
-      continue;
-    }
-    if (n < 0) return total ? SIZET2NUM(total) : LONG2NUM(n);
-    if (n == 0) break;
-    total += (size_t)n;
-    offset += (size_t)n;
-    if (total >= length) break;
-  }
-  return SIZET2NUM(total);
+  struct um_transfer_loop l = {
+    .m = m, .io = io, .fiber = Qnil, .noted = false, .read_dir = read_dir, .once = once, .fd = fd,
+    .buffer = buffer, .base = base, .size = size, .length = length, .offset = offset, .from = from
+  };
+  VALUE ret = rb_ensure(um_transfer_loop_run, (VALUE)&l, um_transfer_loop_ensure, (VALUE)&l);
+  RB_GC_GUARD(io);
+  RB_GC_GUARD(buffer);
+  RB_GC_GUARD(l.fiber);
+  return ret;
 }
 
 /*
@@ -162,12 +218,194 @@ static VALUE um_fiber_scheduler_machine_thread_p(VALUE self, VALUE machine) {
   return um_get_machine_unchecked(machine)->thread == rb_thread_current() ? Qtrue : Qfalse;
 }
 
+/*
+ * call-seq: reserved_fd?(fd) -> true or false
+ *
+ * Private: whether the fd is one the VM cannot lose: stdin, stdout, stderr,
+ * or one Ruby keeps for itself (its timer thread's pipes or eventfd), which
+ * no IO may wrap and whose close aborts the VM.
+ */
+static VALUE um_fiber_scheduler_reserved_fd_p(VALUE self, VALUE fd) {
+  int n = um_arg_fd(fd);
+  return n >= 0 && (n <= 2 || rb_reserved_fd_p(n)) ? Qtrue : Qfalse;
+}
+
+// The IOs fibers wait on in the scheduler's I/O hooks, for IO#close (Ruby
+// 3.4 does not tell a scheduler that an IO its fibers wait on is closing):
+// IO => the one waiting fiber, or an identity Hash of fiber => true when
+// several wait. Kept in C: each change is then one step that no thread
+// switch can split (unblock and close may come from other threads).
+static VALUE um_io_waiters;
+static ID id_compare_by_identity;
+
+static VALUE um_ident_hash(void) {
+  return rb_funcall(rb_hash_new(), id_compare_by_identity, 0);
+}
+
+/*
+ * call-seq: waiting_on(io, fiber) -> nil
+ *
+ * Private: notes that +fiber+ waits on +io+ in an I/O hook.
+ */
+static VALUE um_fiber_scheduler_waiting_on(VALUE self, VALUE io, VALUE fiber) {
+  VALUE entry = rb_hash_lookup2(um_io_waiters, io, Qundef);
+  if (entry == Qundef || entry == fiber)
+    rb_hash_aset(um_io_waiters, io, fiber);
+  else if (RB_TYPE_P(entry, T_HASH))
+    rb_hash_aset(entry, fiber, Qtrue);
+  else {
+    VALUE set = um_ident_hash();
+    rb_hash_aset(set, entry, Qtrue);
+    rb_hash_aset(set, fiber, Qtrue);
+    rb_hash_aset(um_io_waiters, io, set);
+  }
+  return Qnil;
+}
+
+/*
+ * call-seq: done_waiting_on(io, fiber) -> nil
+ *
+ * Private: +fiber+ left the I/O hook that waited on +io+.
+ */
+static VALUE um_fiber_scheduler_done_waiting_on(VALUE self, VALUE io, VALUE fiber) {
+  VALUE entry = rb_hash_lookup2(um_io_waiters, io, Qundef);
+  if (entry == fiber)
+    rb_hash_delete(um_io_waiters, io);
+  else if (entry != Qundef && RB_TYPE_P(entry, T_HASH)) {
+    rb_hash_delete(entry, fiber);
+    if (RHASH_SIZE(entry) == 0) rb_hash_delete(um_io_waiters, io);
+  }
+  return Qnil;
+}
+
+/*
+ * call-seq: waiters_on(io) -> Array of fibers
+ *
+ * Private: the fibers waiting on +io+ in an I/O hook now.
+ */
+static VALUE um_fiber_scheduler_waiters_on(VALUE self, VALUE io) {
+  VALUE entry = rb_hash_lookup2(um_io_waiters, io, Qundef);
+  if (entry == Qundef) return rb_ary_new();
+  if (RB_TYPE_P(entry, T_HASH)) return rb_funcall(entry, rb_intern("keys"), 0);
+  return rb_ary_new_from_args(1, entry);
+}
+
+/*
+ * call-seq: forget_waiters -> nil
+ *
+ * Private: after fork, the parent's fibers do not wait in the child.
+ */
+static VALUE um_fiber_scheduler_forget_waiters(VALUE self) {
+  rb_hash_clear(um_io_waiters);
+  return Qnil;
+}
+
+// Two hidden ivars of a fiber (they go away with it): blocked (in #block,
+// or waiting for blocking work), and a token left by an #unblock that came
+// while the fiber was not blocked, which its next #block takes. Each
+// check-and-change is one step that no thread switch can split.
+static ID id_blocked, id_token;
+
+/*
+ * call-seq: enter_block(fiber) -> true or false
+ *
+ * Private: true when an #unblock came first (its token is taken and #block
+ * returns at once); otherwise marks the fiber blocked and returns false.
+ */
+static VALUE um_fiber_scheduler_enter_block(VALUE self, VALUE fiber) {
+  if (RTEST(rb_attr_get(fiber, id_token))) {
+    rb_ivar_set(fiber, id_token, Qfalse);
+    return Qtrue;
+  }
+  rb_ivar_set(fiber, id_blocked, Qtrue);
+  return Qfalse;
+}
+
+/*
+ * call-seq: mark_blocked(fiber) -> nil
+ *
+ * Private: marks the fiber blocked, leaving a token for a later #block.
+ */
+static VALUE um_fiber_scheduler_mark_blocked(VALUE self, VALUE fiber) {
+  rb_ivar_set(fiber, id_blocked, Qtrue);
+  return Qnil;
+}
+
+/*
+ * call-seq: claim_blocked(fiber) -> true or false
+ *
+ * Private: true when the fiber was blocked, which it is no longer (whoever
+ * claimed it wakes it); false when it was not.
+ */
+static VALUE um_fiber_scheduler_claim_blocked(VALUE self, VALUE fiber) {
+  if (!RTEST(rb_attr_get(fiber, id_blocked))) return Qfalse;
+  rb_ivar_set(fiber, id_blocked, Qfalse);
+  return Qtrue;
+}
+
+/*
+ * call-seq: claim_or_token(fiber) -> true or false
+ *
+ * Private: #unblock's step: as #claim_blocked, but a fiber not blocked is
+ * left a token that its next #block takes.
+ */
+static VALUE um_fiber_scheduler_claim_or_token(VALUE self, VALUE fiber) {
+  if (um_fiber_scheduler_claim_blocked(self, fiber) == Qtrue) return Qtrue;
+  rb_ivar_set(fiber, id_token, Qtrue);
+  return Qfalse;
+}
+
+/*
+ * call-seq: raise_now(machine, fiber, args) -> value
+ *
+ * Private: Fiber#raise for a fiber waiting on the machine. The fiber runs at
+ * once with the exception made of +args+ (as Kernel#raise makes it); the
+ * caller is put next on the runqueue, so it runs again when that fiber next
+ * waits (a plain Fiber#raise transfers to the fiber and leaves the caller
+ * off the runqueue, never resumed).
+ */
+static VALUE um_fiber_scheduler_raise_now(VALUE self, VALUE machine, VALUE fiber, VALUE args) {
+  struct um *m = um_get_machine(machine);
+  Check_Type(args, T_ARRAY);
+  VALUE exception = rb_make_exception((int)RARRAY_LEN(args), RARRAY_CONST_PTR(args));
+  if (NIL_P(exception)) exception = rb_exc_new_cstr(rb_eRuntimeError, "unhandled exception");
+
+  struct um_op *caller = um_op_new(m, OP_SCHEDULE, OP_F_TRANSIENT);
+  RB_OBJ_WRITE(m->self, &caller->fiber, rb_fiber_current());
+  um_runqueue_unshift(m, caller);
+  struct um_op *target = um_op_new(m, OP_SCHEDULE, OP_F_TRANSIENT);
+  RB_OBJ_WRITE(m->self, &target->fiber, fiber);
+  RB_OBJ_WRITE(m->self, &target->value, exception);
+  um_runqueue_unshift(m, target);
+  VALUE ret = um_switch(m);
+  RB_GC_GUARD(exception);
+  return um_raise_if_exception(ret);
+}
+
 void Init_um_fiber_scheduler_class(void) {
   sym_read = ID2SYM(rb_intern("read"));
   sym_write = ID2SYM(rb_intern("write"));
+  id_blocked = rb_intern("__um_blocked"); // no @: invisible to Ruby code
+  id_token = rb_intern("__um_unblock_token");
+  id_compare_by_identity = rb_intern("compare_by_identity");
+  rb_gc_register_address(&um_io_waiters);
+  um_io_waiters = um_ident_hash();
   VALUE cUM = rb_const_get(rb_cObject, rb_intern("UringMachine"));
   VALUE cScheduler = rb_define_class_under(cUM, "FiberScheduler", rb_cObject);
-  rb_define_private_method(cScheduler, "transfer", um_fiber_scheduler_transfer, 7);
+  rb_define_private_method(cScheduler, "transfer", um_fiber_scheduler_transfer, -1);
   rb_define_private_method(cScheduler, "read_buffered?", um_fiber_scheduler_read_buffered_p, 1);
   rb_define_private_method(cScheduler, "machine_thread?", um_fiber_scheduler_machine_thread_p, 1);
+  rb_define_private_method(cScheduler, "reserved_fd?", um_fiber_scheduler_reserved_fd_p, 1);
+  rb_define_private_method(cScheduler, "enter_block", um_fiber_scheduler_enter_block, 1);
+  rb_define_private_method(cScheduler, "mark_blocked", um_fiber_scheduler_mark_blocked, 1);
+  rb_define_private_method(cScheduler, "claim_blocked", um_fiber_scheduler_claim_blocked, 1);
+  rb_define_private_method(cScheduler, "claim_or_token", um_fiber_scheduler_claim_or_token, 1);
+  rb_define_private_method(cScheduler, "raise_now", um_fiber_scheduler_raise_now, 3);
+
+  VALUE sc = rb_singleton_class(cScheduler);
+  rb_define_private_method(sc, "machine_thread?", um_fiber_scheduler_machine_thread_p, 1);
+  rb_define_private_method(sc, "waiting_on", um_fiber_scheduler_waiting_on, 2);
+  rb_define_private_method(sc, "done_waiting_on", um_fiber_scheduler_done_waiting_on, 2);
+  rb_define_private_method(sc, "waiters_on", um_fiber_scheduler_waiters_on, 1);
+  rb_define_private_method(sc, "forget_waiters", um_fiber_scheduler_forget_waiters, 0);
 }

@@ -35,7 +35,6 @@ class UringMachine
       raise TypeError, "expected a UringMachine, not #{machine.class}" unless machine.is_a?(UringMachine)
 
       @machine = machine
-      @blocked = {}
       @closed = false
     end
 
@@ -51,7 +50,10 @@ class UringMachine
     # the fiber is reported on $stderr (as for a Thread) and becomes the
     # fiber's #result.
     def fiber(&block)
+      scheduler = self
       machine.spin_now do
+        # Fiber#raise finds the scheduler of the fiber it raises into here.
+        Fiber.current.instance_variable_set(:@um_scheduler, scheduler)
         block.call
       rescue Exception => e # rubocop:disable Lint/RescueException
         report(e) unless e.is_a?(Terminate)
@@ -60,18 +62,23 @@ class UringMachine
     end
 
     # Suspends the current fiber until #unblock or until +timeout+ seconds
-    # have passed. Returns true when unblocked, false on timeout.
+    # have passed. Returns true when unblocked, false on timeout. An
+    # #unblock that came while the fiber was not blocked (a subclass that
+    # lets other fibers run before calling super) is kept for this call,
+    # which then returns true at once.
     def block(_blocker, timeout = nil)
       fiber = Fiber.current
-      @blocked[fiber] = true
+      return true if enter_block(fiber)
+
       wait_for_unblock(fiber, timeout)
     end
 
-    # Resumes a fiber suspended by #block. May be called from any thread.
+    # Resumes a fiber suspended by #block; for a fiber not in #block, makes
+    # its next #block return at once. May be called from any thread.
     def unblock(_blocker, fiber)
-      # Deleting the entry claims the fiber: a timeout that fired meanwhile
-      # then knows that a wakeup is on its way.
-      machine.schedule(fiber, UNBLOCKED) if @blocked.delete(fiber)
+      # Claiming the fiber (one step, in C) tells a timeout that fired
+      # meanwhile that a wakeup is on its way.
+      machine.schedule(fiber, UNBLOCKED) if claim_or_token(fiber)
       nil
     end
 
@@ -99,7 +106,7 @@ class UringMachine
       fd = io.fileno
       mask = events & IO_WAIT_EVENTS
       io_timeout = timeout.nil? && io.timeout
-      revents = with_timeout(timeout || io_timeout) { machine.poll(fd, mask) }
+      revents = waiting_on(io) { with_timeout(timeout || io_timeout) { machine.poll(fd, mask) } }
       if revents.equal?(TimedOut)
         raise ::IO::TimeoutError, "Blocking operation timed out!" if io_timeout
 
@@ -113,8 +120,15 @@ class UringMachine
 
     # IO.select on IOs (or objects with #to_io). Returns [r, w, e] of the
     # ready ones, or nil when the timeout passed first.
+    # Each set is nil or an Array (anything else raises TypeError, as
+    # IO.select does; Ruby calls the hook before checking).
     def io_select(readables, writables = nil, exceptables = nil, timeout = nil)
-      sets = [readables, writables, exceptables].map { |set| Array(set) }
+      sets = [readables, writables, exceptables].map do |set|
+        next [] if set.nil?
+        raise TypeError, "wrong argument type #{set.class} (expected Array)" unless set.is_a?(Array)
+
+        set
+      end
       buffered = sets[0].select { |io| read_buffered?(io) }
       return [buffered, [], []] unless buffered.empty?
 
@@ -176,8 +190,13 @@ class UringMachine
       nil
     end
 
-    # Ruby 4.0: closes the fd. Returns true, or -errno.
+    # Ruby 4.0: closes the fd. Returns true, or -errno. Refuses (UM::Error)
+    # stdin, stdout, stderr and the fds Ruby keeps for itself (its timer
+    # thread's): closing one of those aborts the VM. Ruby itself never asks:
+    # it keeps fds 0 to 2 open and no IO can wrap a reserved fd.
     def io_close(fd)
+      raise Error, "fd #{fd} is reserved by Ruby (stdio or the VM's own); it is not closed" if reserved_fd?(fd)
+
       machine.close(fd)
       true
     rescue SystemCallError => e
@@ -207,6 +226,8 @@ class UringMachine
       end
       nil
     end
+    # UringMachine 1.0's name for #run.
+    alias join run
 
     # Buffered I/O hooks of Ruby 3.1 to 4.0: +length+ is the least to
     # transfer (0: one attempt, answering -EAGAIN on a non-blocking fd that
@@ -272,7 +293,9 @@ class UringMachine
         @error = e
       ensure
         @done = true
-        @scheduler.unblock(self, @fiber)
+        # Not #unblock: a job that ends while its fiber is not waiting must
+        # leave no token for the fiber's next #block.
+        @scheduler.__send__(:wake_job_fiber, @fiber)
       end
     end
     private_constant :BlockingJob
@@ -311,9 +334,13 @@ class UringMachine
       job.result
     end
 
+    def wake_job_fiber(fiber)
+      machine.schedule(fiber, UNBLOCKED) if claim_blocked(fiber)
+    end
+
     def wait_for_job(job)
       fiber = job.fiber
-      @blocked[fiber] = true
+      mark_blocked(fiber)
       WorkerPool.shared.submit(job)
       interrupt = nil
       loop do
@@ -326,8 +353,8 @@ class UringMachine
 
         # Interrupted or woken by someone else: wait again, unless the job
         # ended between the check and the claim.
-        @blocked[fiber] = true
-        break if job.done? && @blocked.delete(fiber)
+        mark_blocked(fiber)
+        break if job.done? && claim_blocked(fiber)
       end
       raise interrupt if interrupt
     end
@@ -343,7 +370,7 @@ class UringMachine
       ensure
         # The entry is gone although no wakeup came: #unblock claimed the
         # fiber and its wakeup is still queued. Take it now.
-        unless value.equal?(UNBLOCKED) || @blocked.delete(fiber)
+        unless value.equal?(UNBLOCKED) || claim_blocked(fiber)
           take_wakeup
           value = UNBLOCKED
         end
@@ -381,12 +408,84 @@ class UringMachine
     def buffered_io(io, direction, buffer, length, offset, from)
       fd = io.fileno
       seconds = io.timeout
-      return transfer(machine, direction, fd, buffer, length, offset, from) if seconds.nil?
+      noted = NOTE_IO_WAITS ? io : nil
+      return transfer(machine, direction, fd, buffer, length, offset, from, noted) if seconds.nil?
 
       machine.timeout(seconds, ::IO::TimeoutError.new("Blocking operation timed out!")) do
-        transfer(machine, direction, fd, buffer, length, offset, from)
+        transfer(machine, direction, fd, buffer, length, offset, from, noted)
       end
     end
+
+    # Ruby 3.4 does not tell the scheduler when an IO its fibers wait on is
+    # closed (threads get IOError from the close): the hooks note which IO
+    # each fiber waits on, and IO#close (CloseInterruptsFibers) interrupts
+    # them. Ruby 4.0 does this itself, through #fiber_interrupt.
+    # (#transfer notes a read or write that has to wait itself.)
+    NOTE_IO_WAITS = RUBY_VERSION < "3.5"
+    private_constant :NOTE_IO_WAITS
+
+    if NOTE_IO_WAITS
+      def waiting_on(io)
+        fiber = Fiber.current
+        FiberScheduler.__send__(:waiting_on, io, fiber)
+        begin
+          yield
+        ensure
+          FiberScheduler.__send__(:done_waiting_on, io, fiber)
+        end
+      end
+    else
+      def waiting_on(_io) = yield
+    end
+
+    # Fiber#raise into +fiber+, a fiber of this scheduler: see
+    # FiberRaiseOnMachine. Returns nil, or the raise as Ruby would do it
+    # (:super) when the caller is not a fiber of this machine.
+    def raise_into(fiber, args)
+      current = Fiber.current
+      m = machine
+      return :super unless machine_thread?(m) && fiber.alive? && !fiber.equal?(current)
+      return :super unless current.instance_variable_get(:@um_scheduler).equal?(self) ||
+                           current.equal?(m.__send__(:main_fiber))
+
+      raise_now(m, fiber, args)
+      nil
+    end
+
+    # IO#close from any thread: raises IOError in the fibers waiting on the
+    # IO, and returns once they left their hooks (their operations are done
+    # or cancelled), so that Ruby frees the IO's buffers and closes the fd
+    # only then, as it does for threads.
+    def self.interrupt_waiters(io)
+      interrupted = {}.compare_by_identity
+      pauses = 0
+      until (fibers = waiters_on(io)).empty?
+        fibers.each do |fiber|
+          next if interrupted[fiber]
+
+          interrupted[fiber] = true
+          scheduler = fiber.instance_variable_get(:@um_scheduler)
+          scheduler&.fiber_interrupt(fiber, IOError.new("stream closed in another thread"))
+        end
+        pause_for_close(fibers, pauses += 1)
+      end
+    end
+
+    # Lets the interrupted fibers run: waiters on the caller's thread run on
+    # their machine (the caller may be the thread's main fiber, for which
+    # Ruby would not call the scheduler); waiters on other threads run there.
+    def self.pause_for_close(fibers, count)
+      machine = fibers.each do |fiber|
+        m = fiber.instance_variable_get(:@um_scheduler)&.machine
+        break m if m && machine_thread?(m)
+      end
+      if machine.is_a?(UringMachine)
+        count == 1 ? machine.snooze : machine.sleep(0.001)
+      else
+        sleep(0.001)
+      end
+    end
+    private_class_method :interrupt_waiters, :pause_for_close
   end
 
   # Ruby 3.4's IO#pwrite calls the scheduler's io_pwrite hook from a region
@@ -402,4 +501,42 @@ class UringMachine
     end
   end
   ::IO.prepend(PwriteWithoutScheduler) if RUBY_VERSION < "3.5"
+
+  # Ruby 3.4: IO#close wakes the fibers waiting on the IO in a
+  # UM::FiberScheduler's hooks with IOError, as it wakes threads.
+  module CloseInterruptsFibers
+    def close
+      FiberScheduler.__send__(:interrupt_waiters, self)
+      super
+    end
+  end
+
+  # The waits noted in the parent are not the child's.
+  module ForgetIOWaitersOnFork
+    def _fork
+      pid = super
+      FiberScheduler.__send__(:forget_waiters) if pid.zero?
+      pid
+    end
+  end
+
+  if RUBY_VERSION < "3.5"
+    ::IO.prepend(CloseInterruptsFibers)
+    ::Process.singleton_class.prepend(ForgetIOWaitersOnFork)
+  end
+
+  # Fiber#raise into a fiber waiting on a UM::FiberScheduler: Ruby transfers
+  # to that fiber, and the caller, not on the machine's runqueue, would
+  # never run again. Here the caller is put next on the runqueue.
+  module FiberRaiseOnMachine
+    def raise(*args, **kwargs)
+      scheduler = instance_variable_get(:@um_scheduler)
+      # Keywords (Ruby 4.0's cause:) go to Ruby's own Fiber#raise.
+      return super if scheduler.nil? || !kwargs.empty?
+
+      result = scheduler.__send__(:raise_into, self, args)
+      result == :super ? super : result
+    end
+  end
+  ::Fiber.prepend(FiberRaiseOnMachine)
 end
