@@ -184,12 +184,14 @@ class UringMachine
       -e.errno
     end
 
-    # Runs every fiber to its end. Called by Ruby at thread exit and when the
+    # Runs every fiber to its end, then closes the machine (its ring and fds
+    # go now, not at GC). Called by Ruby at thread exit and when the
     # scheduler is replaced; later calls return at once.
     def scheduler_close
       return if @closed
 
       run
+      @machine.close
       @closed = true
       nil
     end
