@@ -135,9 +135,9 @@ class MachineCloseTest < UMTestCase
     assert status.success?, "child failed: #{status.inspect}"
   end
 
-  def test_fiber_scheduler_close_closes_its_machine
-    m = UM.new
-    s = UM::FiberScheduler.new(m)
+  def test_fiber_scheduler_close_closes_its_own_machine
+    s = UM::FiberScheduler.new
+    m = s.machine
     ran = false
     s.fiber { m.sleep(0.001); ran = true }
     s.close
@@ -146,12 +146,20 @@ class MachineCloseTest < UMTestCase
     assert s.closed?
   end
 
+  # A machine passed in stays the caller's.
+  def test_fiber_scheduler_close_keeps_a_machine_passed_in
+    s = UM::FiberScheduler.new(@machine)
+    s.fiber { @machine.sleep(0.001) }
+    s.close
+    refute @machine.closed?
+  end
+
   def test_fiber_scheduler_at_thread_exit_closes_its_machine
     m = Thread.new do
-      machine = UM.new(64)
-      Fiber.set_scheduler(UM::FiberScheduler.new(machine))
+      scheduler = UM::FiberScheduler.new
+      Fiber.set_scheduler(scheduler)
       Fiber.schedule { sleep 0.001 }
-      machine
+      scheduler.machine
     end.value
     assert m.closed?
   end
