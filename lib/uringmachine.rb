@@ -7,6 +7,7 @@ require_relative "uringmachine/process"
 require_relative "uringmachine/fiber_scheduler"
 require_relative "uringmachine/ssl"
 require_relative "uringmachine/file_watch"
+require_relative "uringmachine/actor"
 
 # UringMachine runs fibers over Linux io_uring: each I/O call suspends only
 # the calling fiber, and the machine runs the others meanwhile. The engine is
@@ -32,15 +33,20 @@ class UringMachine
 
   # Waits for the fibers to finish; returns the result of the one fiber, or
   # an Array of results. A fiber that ended with an exception has the
-  # exception as its result.
+  # exception as its result. Takes fibers, Arrays (any Enumerable) of
+  # fibers, and Procs, which are spun first. A fiber of another thread's
+  # machine may be joined: its end wakes this machine.
   def join(*fibers)
+    fibers = fiber_arguments(fibers)
     wait_for_fibers(fibers)
     results = fibers.map(&:result)
     fibers.size == 1 ? results.first : results
   end
 
-  # Waits for the fibers to finish; returns how many were waited for.
+  # Waits for the fibers to finish (the arguments as for #join); returns how
+  # many were waited for.
   def await(*fibers)
+    fibers = fiber_arguments(fibers)
     wait_for_fibers(fibers)
     fibers.size
   end
@@ -59,6 +65,8 @@ class UringMachine
   # Accepts connections on the listening socket (multishot) and pushes each
   # new fd to the UM::Queue, until the socket is shut down or closed.
   def accept_into_queue(fd, queue)
+    raise TypeError, "expected a UM::Queue, not #{queue.class}" unless queue.is_a?(UringMachine::Queue)
+
     accept_each(fd) { |conn| push(queue, conn) }
   end
 
@@ -108,13 +116,20 @@ class UringMachine
   # Records the result, wakes the joiners, then switches away for good: a
   # fiber switched to by transfer must never return, or Ruby would resume
   # the thread's root fiber out of turn.
+  #
+  # The joiners may belong to other threads' machines: marking the fiber done
+  # and counting down its joins happen under JOIN_LOCK, as does a joiner's
+  # check-and-register, so no end goes unseen; each joiner is scheduled on
+  # its own machine, which wakes it up.
   def finish_fiber(fiber, result)
-    fiber.__send__(:um_finish, result)
-    live_fibers.delete(fiber)
-    fiber.__send__(:um_joins)&.each do |join|
-      join.remaining -= 1
-      schedule(join.fiber, nil) if join.remaining.zero?
+    JOIN_LOCK.synchronize do
+      fiber.__send__(:um_finish, result)
+      fiber.__send__(:um_take_joins)&.each do |join|
+        join.remaining -= 1
+        join.wake if join.remaining.zero?
+      end
     end
+    live_fibers.delete(fiber)
     loop { switch_away }
   end
 
@@ -126,22 +141,44 @@ class UringMachine
     schedule(main_fiber, e) if main_fiber&.alive?
   end
 
-  Join = Struct.new(:fiber, :remaining)
-  private_constant :Join
+  # A fiber waiting in #join / #await for +remaining+ fibers to end.
+  Join = Struct.new(:fiber, :remaining, :machine) do
+    def wake
+      machine.schedule(fiber, nil)
+    rescue UringMachine::Error
+      nil # its machine was closed meanwhile: nobody to wake
+    end
+  end
+  JOIN_LOCK = Thread::Mutex.new
+  private_constant :Join, :JOIN_LOCK
+
+  # Fibers, Procs (spun here) and Enumerables of them, flattened.
+  def fiber_arguments(args, list = [])
+    args.each do |arg|
+      case arg
+      when Fiber then list << arg
+      when Proc then list << spin { arg.call }
+      when Enumerable then fiber_arguments(arg, list)
+      else raise TypeError, "expected a Fiber, a Proc or an Enumerable of them, not #{arg.class}"
+      end
+    end
+    list
+  end
 
   def wait_for_fibers(fibers)
-    fibers.each do |f|
-      raise TypeError, "expected a Fiber, not #{f.class}" unless f.is_a?(Fiber)
+    pending = fibers.uniq
+    join = Join.new(Fiber.current, 0, self)
+    JOIN_LOCK.synchronize do
+      pending.reject!(&:done?)
+      pending.each { |f| f.__send__(:um_add_join, join) }
+      join.remaining = pending.size
     end
-    pending = fibers.reject(&:done?).uniq
     return if pending.empty?
 
-    join = Join.new(Fiber.current, pending.size)
-    pending.each { |f| f.__send__(:um_add_join, join) }
     begin
-      self.yield until pending.all?(&:done?)
+      self.yield until join.remaining.zero?
     ensure
-      pending.each { |f| f.__send__(:um_remove_join, join) }
+      JOIN_LOCK.synchronize { pending.each { |f| f.__send__(:um_remove_join, join) } }
     end
   end
 end
@@ -175,7 +212,11 @@ class Fiber
     @um_done = true
   end
 
-  def um_joins = @um_joins
+  def um_take_joins
+    joins = @um_joins
+    @um_joins = nil
+    joins
+  end
 
   def um_terminate
     @um_terminated = true

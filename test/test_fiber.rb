@@ -195,4 +195,77 @@ class FiberTest < UMTestCase
     @machine.snooze
     assert_kind_of RuntimeError, f.result
   end
+
+  def test_join_enumerables_and_procs
+    a = @machine.spin { :a }
+    b = @machine.spin { :b }
+    assert_equal [:a, :b], @machine.join([a, b])
+    assert_equal [:a, :b, :c], @machine.join(Set[a], [[b]], -> { :c })
+    assert_equal :p, @machine.join(proc { @machine.sleep(0.001); :p })
+    boom = -> { raise ArgumentError, "boom" }
+    assert_kind_of ArgumentError, @machine.join(boom)
+    assert_equal 3, @machine.await([a, b], -> { 1 })
+    assert_raises(TypeError) { @machine.join([a, :x]) }
+    assert_raises(TypeError) { @machine.await(1) }
+  end
+
+  def test_pending_fibers
+    assert_equal Set[], @machine.pending_fibers
+    r, w = pipe
+    reader = @machine.spin { @machine.read(r, +"", 1) }
+    sleeper = @machine.spin { @machine.sleep(0.05) }
+    runner = @machine.spin { @machine.timeout(1, RuntimeError) { @machine.snooze while true } }
+    @machine.snooze
+    assert_kind_of Set, @machine.pending_fibers
+    assert_equal Set[reader, sleeper], @machine.pending_fibers
+    @machine.write(w, "x")
+    @machine.join(reader, sleeper)
+    assert_equal Set[], @machine.pending_fibers
+    @machine.terminate(runner)
+    @machine.join(runner)
+  end
+
+  # The fiber to join runs on another thread's machine: its end must wake
+  # this machine, whichever finishes first.
+  def test_join_fiber_of_another_thread
+    Timeout.timeout(20) do
+      60.times do |i|
+        fibers = Thread::Queue.new
+        t = Thread.new do
+          m = UM.new(64)
+          f = m.spin { m.sleep(0.001 * (i % 3)) if i.odd?; i }
+          fibers << f
+          m.join(f)
+          m.close
+        end
+        f = fibers.pop
+        assert_equal i, i.even? ? @machine.join(f) : (@machine.await(f) && f.result)
+        t.join
+      end
+    end
+  end
+
+  # Both ways at once: fibers of two threads joining each other's fibers.
+  def test_join_across_threads_both_ways
+    Timeout.timeout(20) do
+      20.times do
+        q1 = Thread::Queue.new
+        q2 = Thread::Queue.new
+        t = Thread.new do
+          m = UM.new(64)
+          mine = m.spin { m.sleep(0.001); :theirs }
+          q1 << mine
+          other = q2.pop
+          r = m.join(other)
+          m.join(mine)
+          r
+        end
+        mine = @machine.spin { @machine.snooze; :ours }
+        q2 << mine
+        theirs = q1.pop
+        assert_equal :theirs, @machine.join(theirs)
+        assert_equal :ours, t.value
+      end
+    end
+  end
 end

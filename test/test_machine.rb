@@ -199,3 +199,92 @@ class MachineTest < UMTestCase
     assert status.success?
   end
 end
+
+class MachineReservedFdTest < UMTestCase
+  # Ruby's reserved fds (the timer thread's pipe or eventfd): IO.for_fd
+  # refuses them.
+  def reserved_fds
+    Dir.children("/proc/self/fd").map(&:to_i).select do |fd|
+      IO.for_fd(fd, autoclose: false)
+      false
+    rescue ArgumentError => e
+      e.message.include?("reserve")
+    rescue SystemCallError
+      false
+    end
+  end
+
+  def fd_links
+    Dir.children("/proc/self/fd").filter_map do |fd|
+      [fd.to_i, File.readlink("/proc/self/fd/#{fd}")]
+    rescue Errno::ENOENT
+      nil
+    end
+  end
+
+  def test_close_refuses_ruby_reserved_fds
+    fds = reserved_fds
+    skip "this Ruby reserves no fd" if fds.empty?
+    fds.each do |fd|
+      e = assert_raises(UM::Error) { @machine.close(fd) }
+      assert_match(/reserved by the Ruby VM/, e.message)
+      assert_raises(UM::Error) { @machine.close_async(fd) }
+    end
+    @machine.sleep(0.01) # a close_async that went through would be done by now
+    assert_equal fds, reserved_fds
+    # The VM still runs threads (the timer thread uses those fds).
+    assert_equal 42, Thread.new { sleep 0.01; 42 }.value
+  end
+
+  def test_close_refuses_the_machines_own_fds
+    GC.disable # no other machine's fd closed and reused meanwhile
+    before = fd_links
+    m = UM.new(64)
+    own = (fd_links - before).map(&:first)
+    GC.enable
+    assert_equal 2, own.size
+    own.each do |fd|
+      e = assert_raises(UM::Error) { m.close(fd) }
+      assert_match(/belongs to the machine/, e.message)
+      assert_raises(UM::Error) { m.close_async(fd) }
+    end
+    assert_in_delta 0.01, m.sleep(0.01), 0.05 # the machine still works
+    m.close
+  end
+
+  def test_pr_set_child_subreaper
+    status = in_child do
+      UM.pr_set_child_subreaper == true &&
+        # A grandchild orphaned by its parent is re-parented to us.
+        begin
+          r, w = UM.pipe
+          child = fork do
+            fork do
+              IO.for_fd(w, autoclose: false).syswrite(Process.ppid.to_s)
+              sleep 0.2
+              IO.for_fd(w, autoclose: false).syswrite(" #{Process.ppid}")
+              exit!(0)
+            end
+            exit!(0)
+          end
+          Process.wait(child)
+          IO.for_fd(w).close
+          out = IO.for_fd(r).read
+          Process.wait # the grandchild is our child now
+          out.split.last.to_i == Process.pid && UM.pr_set_child_subreaper(false) == false
+        end
+    end
+    assert status.success?
+  end
+
+  def test_accept_into_queue_checks_the_queue
+    fd = @machine.socket(UM::AF_INET, UM::SOCK_STREAM, 0, 0)
+    track_fd(fd)
+    [nil, [], Queue.new].each do |bad|
+      Timeout.timeout(5) do
+        e = assert_raises(TypeError) { @machine.accept_into_queue(fd, bad) }
+        assert_match(/UM::Queue/, e.message)
+      end
+    end
+  end
+end

@@ -134,6 +134,8 @@ struct um {
   size_t ring_bytes;       // ring memory the kernel allocated, reported to the GC
   bool sqpoll_mode;
   bool defer_taskrun;
+  bool closed;             // #close ran: the ring and its fds are gone
+  struct um_sidecar *sidecar; // um_sidecar.c: the helper thread of sidecar mode, or NULL
 
   VALUE thread;            // owning thread
   VALUE main_fiber;        // the fiber that created the machine
@@ -173,14 +175,23 @@ extern VALUE eUMTerminate;
 extern unsigned um_fork_generation;
 
 // um_ring.c: ring setup, feature probing, submit, reap, wait
-void um_ring_setup(struct um *m, unsigned size, bool sqpoll, double sqpoll_idle);
+void um_ring_setup(struct um *m, unsigned size, bool sqpoll, double sqpoll_idle, bool sidecar);
 void um_ring_teardown(struct um *m);
+void um_machine_close(struct um *m);
+bool um_machine_fd_p(struct um *m, int fd);
 struct io_uring_sqe *um_get_sqe(struct um *m, struct um_op *op);
 int um_submit(struct um *m);
 void um_reap(struct um *m, bool block);
 void um_wakeup(struct um *m);
 int um_kernel_version(void);
 void um_require_kernel(int version, const char *feature);
+
+// um_sidecar.c: sidecar mode, a native thread that waits for completions
+void um_sidecar_start(struct um *m);
+void um_sidecar_stop(struct um *m);
+void um_sidecar_wait(struct um *m);
+void um_sidecar_taken(struct um *m);
+bool um_sidecar_fd_p(struct um *m, int fd);
 
 // um_op.c: operation records
 struct um_op *um_op_new(struct um *m, enum um_op_kind kind, unsigned flags);
@@ -210,6 +221,7 @@ VALUE um_schedule(struct um *m, VALUE fiber, VALUE value);
 VALUE um_transfer_now(struct um *m, VALUE fiber, VALUE value);
 VALUE um_snooze(struct um *m);
 VALUE um_yield(struct um *m);
+VALUE um_pending_fibers(struct um *m);
 double um_sleep(struct um *m, double seconds, bool forever);
 VALUE um_timeout(struct um *m, double seconds, VALUE exception);
 VALUE um_periodically(struct um *m, double interval);

@@ -9,6 +9,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -21,7 +22,7 @@ static VALUE cFiber; // not exported by Ruby's headers
 
 static ID id_new;
 static ID id_machine_ivar;
-static VALUE sym_size, sym_sqpoll;
+static VALUE sym_size, sym_sqpoll, sym_sidecar;
 
 #define UM_MAX_ENTRIES 32768
 
@@ -63,7 +64,9 @@ static size_t um_memsize(const void *ptr) {
 static const rb_data_type_t um_type = {
   .wrap_struct_name = "UringMachine",
   .function = { .dmark = um_mark, .dfree = um_free, .dsize = um_memsize, .dcompact = um_compact },
-  .flags = RUBY_TYPED_WB_PROTECTED,
+  // dfree touches no Ruby object: freed at once, so a GC run (see the retry
+  // in um_ring_setup) gives back the rings of dropped machines right away.
+  .flags = RUBY_TYPED_WB_PROTECTED | RUBY_TYPED_FREE_IMMEDIATELY,
 };
 
 static VALUE um_allocate(VALUE klass) {
@@ -80,9 +83,19 @@ static VALUE um_allocate(VALUE klass) {
   return self;
 }
 
-static struct um *um_get_raw(VALUE self) {
+static struct um *um_get_struct(VALUE self) {
   struct um *m;
   TypedData_Get_Struct(self, struct um, &um_type, m);
+  return m;
+}
+
+static void um_raise_closed(void) {
+  rb_raise(eUMError, "machine is closed");
+}
+
+static struct um *um_get_raw(VALUE self) {
+  struct um *m = um_get_struct(self);
+  if (m->closed) um_raise_closed();
   if (!m->ring_initialized) rb_raise(eUMError, "machine is not initialized");
   return m;
 }
@@ -93,6 +106,7 @@ struct um *um_get_machine_unchecked(VALUE self) {
 }
 
 static void um_check_process(struct um *m) {
+  if (m->closed) um_raise_closed();
   if (m->fork_generation != um_fork_generation)
     rb_raise(eUMError,
       "this machine belongs to the parent process (it was inherited through fork); "
@@ -118,30 +132,37 @@ struct um *um_get_machine(VALUE self) {
 /*
  * call-seq:
  *   UM.new(size = 4096) -> machine
- *   UM.new(size: 4096, sqpoll: false) -> machine
+ *   UM.new(size: 4096, sqpoll: false, sidecar: false) -> machine
  *
  * Creates a machine with a ring of +size+ submission entries. +sqpoll+ true
  * (or an idle time in seconds) turns on kernel-side submission polling.
- * Raises UM::Error when io_uring is not available, saying why.
+ * +sidecar+ true starts a native helper thread that waits in the kernel for
+ * completions and wakes the machine's thread (not with +sqpoll+).
+ * Raises UM::Error when io_uring is not available, saying why. When the
+ * process is out of fds or memory, a GC runs (closing the rings of dropped
+ * machines) and setup is tried once more.
  */
 static VALUE um_initialize(int argc, VALUE *argv, VALUE self) {
-  struct um *m;
-  TypedData_Get_Struct(self, struct um, &um_type, m);
-  if (m->ring_initialized) rb_raise(eUMError, "machine is already initialized");
+  struct um *m = um_get_struct(self);
+  if (m->ring_initialized || m->closed) rb_raise(eUMError, "machine is already initialized");
 
   VALUE size_arg = Qnil, opts = Qnil;
   rb_scan_args(argc, argv, "01:", &size_arg, &opts);
-  VALUE sqpoll_arg = Qfalse;
+  VALUE sqpoll_arg = Qfalse, sidecar_arg = Qfalse;
   if (!NIL_P(opts)) {
-    VALUE values[2] = { Qundef, Qundef };
-    ID keys[2] = { SYM2ID(sym_size), SYM2ID(sym_sqpoll) };
-    rb_get_kwargs(opts, keys, 0, 2, values);
+    VALUE values[3] = { Qundef, Qundef, Qundef };
+    ID keys[3] = { SYM2ID(sym_size), SYM2ID(sym_sqpoll), SYM2ID(sym_sidecar) };
+    rb_get_kwargs(opts, keys, 0, 3, values);
     if (values[0] != Qundef) {
       if (!NIL_P(size_arg)) rb_raise(rb_eArgError, "size given both as an argument and as a keyword");
       size_arg = values[0];
     }
     if (values[1] != Qundef) sqpoll_arg = values[1];
+    if (values[2] != Qundef) sidecar_arg = values[2];
   }
+  if (sidecar_arg != Qtrue && sidecar_arg != Qfalse && !NIL_P(sidecar_arg))
+    rb_raise(rb_eTypeError, "sidecar must be true or false, not %s", rb_obj_classname(sidecar_arg));
+  bool sidecar = sidecar_arg == Qtrue;
 
   unsigned size = 4096;
   if (!NIL_P(size_arg)) {
@@ -165,8 +186,10 @@ static VALUE um_initialize(int argc, VALUE *argv, VALUE self) {
 
   RB_OBJ_WRITE(self, &m->thread, rb_thread_current());
   RB_OBJ_WRITE(self, &m->main_fiber, rb_fiber_current());
+  if (sidecar && sqpoll) rb_raise(rb_eArgError, "sidecar and sqpoll cannot be combined");
+
   m->fork_generation = um_fork_generation;
-  um_ring_setup(m, size, sqpoll, idle);
+  um_ring_setup(m, size, sqpoll, idle, sidecar);
   return self;
 }
 
@@ -178,6 +201,45 @@ static VALUE um_size_m(VALUE self) {
 /* Whether kernel-side submission polling is on. */
 static VALUE um_sqpoll_mode_p(VALUE self) {
   return um_get_raw(self)->sqpoll_mode ? Qtrue : Qfalse;
+}
+
+/* Whether a sidecar thread waits for the ring's completions. */
+static VALUE um_sidecar_mode_p(VALUE self) {
+  return um_get_raw(self)->sidecar ? Qtrue : Qfalse;
+}
+
+/* Whether #close was called. */
+static VALUE um_closed_p(VALUE self) {
+  return um_get_struct(self)->closed ? Qtrue : Qfalse;
+}
+
+static bool um_runqueue_has_live_fibers(struct um *m) {
+  for (struct um_op *op = m->runqueue_head; op; op = op->next)
+    if (!NIL_P(op->fiber) && RTEST(rb_fiber_alive_p(op->fiber))) return true;
+  return false;
+}
+
+// #close with no argument. It refuses, rather than cancels, while fibers
+// wait on operations or are scheduled: cancelling would resume them on a
+// machine that can no longer run them, and the kernel could still be using
+// their buffers.
+static VALUE um_close_machine(VALUE self) {
+  struct um *m = um_get_struct(self);
+  if (m->closed) return Qnil;
+  if (!m->ring_initialized) rb_raise(eUMError, "machine is not initialized");
+  // An inherited machine holds nothing of ours but copies: always closable.
+  if (m->fork_generation == um_fork_generation) {
+    um_check_owner(m);
+    if (m->metrics.ops_pending)
+      rb_raise(eUMError,
+        "cannot close the machine: %u operation%s pending (terminate and join the fibers waiting on them first)",
+        m->metrics.ops_pending, m->metrics.ops_pending == 1 ? " is" : "s are");
+    if (um_runqueue_has_live_fibers(m))
+      rb_raise(eUMError, "cannot close the machine: fibers are scheduled to run on it (join them first)");
+    um_unregister_buffers(m);
+  }
+  um_machine_close(m);
+  return Qnil;
 }
 
 /* The fiber that created the machine (private). */
@@ -448,12 +510,26 @@ static VALUE um_write_async_m(int argc, VALUE *argv, VALUE self) {
   return um_write_async(m, a.fd, argv[1], a.len, a.file_offset);
 }
 
-/* Closes the fd; returns it. */
-static VALUE um_close_m(VALUE self, VALUE fd) {
-  return um_close(um_get_machine(self), um_arg_fd(fd));
+/*
+ * call-seq:
+ *   close -> nil
+ *   close(fd) -> fd
+ *
+ * With no argument, closes the machine: its ring, eventfd and sidecar go
+ * now, not at GC; afterwards every operation raises UM::Error "machine is
+ * closed". Idempotent. Raises UM::Error while fibers wait on operations or
+ * are scheduled (terminate and join them first). Thread#machine makes a new
+ * machine for a thread whose machine was closed.
+ *
+ * With an fd, closes the fd and returns it. Ruby's reserved fds and the
+ * machine's own fds are refused with UM::Error.
+ */
+static VALUE um_close_m(int argc, VALUE *argv, VALUE self) {
+  if (rb_check_arity(argc, 0, 1) == 0) return um_close_machine(self);
+  return um_close(um_get_machine(self), um_arg_fd(argv[0]));
 }
 
-/* Closes the fd without waiting; returns it. */
+/* Closes the fd without waiting; returns it. Reserved fds as for #close. */
 static VALUE um_close_async_m(VALUE self, VALUE fd) {
   return um_close_async(um_get_machine(self), um_arg_fd(fd));
 }
@@ -541,15 +617,39 @@ static VALUE um_s_pidfd_send_signal(VALUE klass, VALUE pidfd, VALUE sig) {
 }
 
 /*
+ * call-seq: UM.pr_set_child_subreaper(on = true) -> true or false
+ *
+ * Makes this process a child subreaper (prctl PR_SET_CHILD_SUBREAPER):
+ * orphaned descendants are re-parented to it instead of to init, so it can
+ * wait for them. Returns +on+.
+ */
+static VALUE um_s_pr_set_child_subreaper(int argc, VALUE *argv, VALUE klass) {
+  VALUE on = rb_check_arity(argc, 0, 1) ? argv[0] : Qtrue;
+  if (prctl(PR_SET_CHILD_SUBREAPER, RTEST(on) ? 1 : 0, 0, 0, 0) < 0) rb_sys_fail("prctl(PR_SET_CHILD_SUBREAPER)");
+  return RTEST(on) ? Qtrue : Qfalse;
+}
+
+/*
+ * call-seq: pending_fibers -> Set
+ *
+ * The fibers waiting on an operation of this machine.
+ */
+static VALUE um_pending_fibers_m(VALUE self) {
+  VALUE list = um_pending_fibers(um_get_machine(self));
+  return rb_funcall(rb_const_get(rb_cObject, rb_intern("Set")), id_new, 1, list);
+}
+
+/*
  * call-seq: thread.machine -> UM
  *
- * The thread's machine, created on first use and renewed in a forked child.
+ * The thread's machine, created on first use and renewed in a forked child
+ * or after it was closed.
  */
 static VALUE um_thread_machine(VALUE thread) {
   VALUE machine = rb_attr_get(thread, id_machine_ivar);
   if (!NIL_P(machine)) {
-    struct um *m = um_get_raw(machine);
-    if (m->fork_generation == um_fork_generation) return machine;
+    struct um *m = um_get_struct(machine);
+    if (m->ring_initialized && !m->closed && m->fork_generation == um_fork_generation) return machine;
   }
   if (thread != rb_thread_current())
     rb_raise(eUMError, "a thread's machine can only be created by the thread itself");
@@ -567,6 +667,7 @@ void Init_um_class(void) {
   id_machine_ivar = rb_intern("__um_machine");
   sym_size = ID2SYM(rb_intern("size"));
   sym_sqpoll = ID2SYM(rb_intern("sqpoll"));
+  sym_sidecar = ID2SYM(rb_intern("sidecar"));
   pthread_atfork(NULL, NULL, um_atfork_child);
   rb_global_variable(&cFiber);
   cFiber = rb_const_get(rb_cObject, rb_intern("Fiber"));
@@ -581,6 +682,9 @@ void Init_um_class(void) {
   rb_define_method(cUM, "initialize", um_initialize, -1);
   rb_define_method(cUM, "size", um_size_m, 0);
   rb_define_method(cUM, "sqpoll_mode?", um_sqpoll_mode_p, 0);
+  rb_define_method(cUM, "sidecar_mode?", um_sidecar_mode_p, 0);
+  rb_define_method(cUM, "closed?", um_closed_p, 0);
+  rb_define_method(cUM, "pending_fibers", um_pending_fibers_m, 0);
   rb_define_method(cUM, "submit", um_submit_m, 0);
   rb_define_private_method(cUM, "main_fiber", um_main_fiber, 0);
   rb_define_method(cUM, "wakeup", um_wakeup_m, 0);
@@ -604,7 +708,7 @@ void Init_um_class(void) {
   rb_define_method(cUM, "write", um_write_m, -1);
   rb_define_method(cUM, "writev", um_writev_m, -1);
   rb_define_method(cUM, "write_async", um_write_async_m, -1);
-  rb_define_method(cUM, "close", um_close_m, 1);
+  rb_define_method(cUM, "close", um_close_m, -1);
   rb_define_method(cUM, "close_async", um_close_async_m, 1);
   rb_define_method(cUM, "fsync", um_fsync_m, 1);
   rb_define_method(cUM, "statx", um_statx_m, 4);
@@ -617,6 +721,7 @@ void Init_um_class(void) {
   rb_define_singleton_method(cUM, "socketpair", um_s_socketpair, 3);
   rb_define_singleton_method(cUM, "pidfd_open", um_s_pidfd_open, 1);
   rb_define_singleton_method(cUM, "pidfd_send_signal", um_s_pidfd_send_signal, 2);
+  rb_define_singleton_method(cUM, "pr_set_child_subreaper", um_s_pr_set_child_subreaper, -1);
 
   rb_define_method(rb_cThread, "machine", um_thread_machine, 0);
 }

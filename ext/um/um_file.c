@@ -258,7 +258,18 @@ VALUE um_open(struct um *m, VALUE path, int flags, mode_t mode) {
   return um_op_result(m, op, "open");
 }
 
+// Ruby's own fds (the timer thread's pipe or eventfd, rb_reserved_fd_p) and
+// the machine's (ring, eventfd): closing one would abort the VM or break the
+// machine, so neither close nor close_async touches them.
+static void um_check_closable(struct um *m, int fd) {
+  if (rb_reserved_fd_p(fd))
+    rb_raise(eUMError, "fd %d is reserved by the Ruby VM and cannot be closed", fd);
+  if (um_machine_fd_p(m, fd))
+    rb_raise(eUMError, "fd %d belongs to the machine itself (its ring or eventfd) and cannot be closed", fd);
+}
+
 VALUE um_close(struct um *m, int fd) {
+  um_check_closable(m, fd);
   struct um_op *op = um_op_new(m, OP_CLOSE, 0);
   struct io_uring_sqe *sqe = um_get_sqe(m, op);
   io_uring_prep_close(sqe, fd);
@@ -269,6 +280,7 @@ VALUE um_close(struct um *m, int fd) {
 // No record: nothing to keep alive, and only a failure posts a CQE (counted
 // in metrics as an async error).
 VALUE um_close_async(struct um *m, int fd) {
+  um_check_closable(m, fd);
   struct io_uring_sqe *sqe = um_get_sqe(m, NULL);
   io_uring_prep_close(sqe, fd);
   sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;

@@ -70,13 +70,20 @@ static void raise_setup_error(int err) {
 //   COOP_TASKRUN (5.19): no IPI to interrupt us when a completion is posted
 //   SINGLE_ISSUER (6.0) + DEFER_TASKRUN (6.1): completions are processed only
 //     when we ask for them, in our thread, with fewer context switches
-void um_ring_setup(struct um *m, unsigned size, bool sqpoll, double sqpoll_idle) {
+// Sidecar mode takes none of the last three: the sidecar thread waits for
+// completions, so they must be posted without our thread entering the
+// kernel (task work interrupts our futex wait, as without COOP_TASKRUN).
+static int um_ring_init(struct um *m, unsigned size, bool sqpoll, double sqpoll_idle, bool sidecar) {
   unsigned attempts[3];
   int count = 0;
   if (sqpoll) {
     attempts[count++] = IORING_SETUP_SQPOLL | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER;
     attempts[count++] = IORING_SETUP_SQPOLL | IORING_SETUP_SUBMIT_ALL;
     attempts[count++] = IORING_SETUP_SQPOLL;
+  }
+  else if (sidecar) {
+    attempts[count++] = IORING_SETUP_SUBMIT_ALL;
+    attempts[count++] = 0;
   }
   else {
     attempts[count++] = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN |
@@ -99,10 +106,27 @@ void um_ring_setup(struct um *m, unsigned size, bool sqpoll, double sqpoll_idle)
       m->size = p.sq_entries;
       m->ring_bytes = p.sq_entries * (sizeof(struct io_uring_sqe) + sizeof(unsigned)) +
         p.cq_entries * sizeof(struct io_uring_cqe);
-      break;
+      return 0;
     }
     if (ret != -EINVAL) break;
   }
+  return ret;
+}
+
+// Out of fds or memory may only mean that dropped machines still wait for
+// the GC to close their rings: collect once and try again.
+static bool um_setup_retry_after_gc(int err, bool *retried) {
+  if (*retried || (err != EMFILE && err != ENFILE && err != ENOMEM)) return false;
+  *retried = true;
+  rb_gc();
+  return true;
+}
+
+void um_ring_setup(struct um *m, unsigned size, bool sqpoll, double sqpoll_idle, bool sidecar) {
+  bool retried = false;
+  int ret;
+  do ret = um_ring_init(m, size, sqpoll, sqpoll_idle, sidecar);
+  while (ret < 0 && um_setup_retry_after_gc(-ret, &retried));
   if (ret < 0) raise_setup_error(-ret);
 
   m->ring_initialized = true;
@@ -112,15 +136,21 @@ void um_ring_setup(struct um *m, unsigned size, bool sqpoll, double sqpoll_idle)
   m->sqpoll_mode = sqpoll;
   m->defer_taskrun = (m->setup_flags & IORING_SETUP_DEFER_TASKRUN) != 0;
 
-  m->wakeup_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (m->wakeup_fd < 0) {
-    int err = errno;
+  retried = false;
+  int err;
+  do {
+    m->wakeup_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    err = m->wakeup_fd < 0 ? errno : 0;
+  } while (err && um_setup_retry_after_gc(err, &retried));
+  if (err) {
     um_ring_teardown(m);
     rb_syserr_fail(err, "eventfd");
   }
+  if (sidecar) um_sidecar_start(m); // tears the ring down itself when it fails
 }
 
 void um_ring_teardown(struct um *m) {
+  um_sidecar_stop(m);
   if (m->ring_initialized) {
     io_uring_queue_exit(&m->ring);
     m->ring_initialized = false;
@@ -130,6 +160,24 @@ void um_ring_teardown(struct um *m) {
     close(m->wakeup_fd);
     m->wakeup_fd = -1;
   }
+}
+
+// Whether the fd is one the machine itself uses (its ring, its eventfd, its
+// sidecar's): closing one through the machine would break it.
+bool um_machine_fd_p(struct um *m, int fd) {
+  if (m->ring_initialized && fd == m->ring.ring_fd) return true;
+  if (fd == m->wakeup_fd) return true;
+  return um_sidecar_fd_p(m, fd);
+}
+
+// #close: gives back the ring, its memory and fds now instead of at GC.
+// The op records stay until the machine is freed: AsyncOps may still hold
+// some. In a forked child the ring is the parent's: only our mapping and fd
+// copies go.
+void um_machine_close(struct um *m) {
+  if (m->closed) return;
+  m->closed = true;
+  um_ring_teardown(m);
 }
 
 static void um_process_cqe(struct um *m, struct io_uring_cqe *cqe) {
@@ -250,6 +298,22 @@ static void *um_wait_without_gvl(void *ptr) {
   return NULL;
 }
 
+// Sidecar mode: submit, then let the sidecar thread tell us when
+// completions are there (it is the one that waits in the kernel).
+static void um_reap_sidecar(struct um *m) {
+  um_arm_wakeup(m);
+  if (io_uring_sq_ready(&m->ring)) um_submit(m);
+  double t0 = m->profile_mode ? um_monotonic_time() : 0;
+  if (!io_uring_cq_ready(&m->ring)) {
+    um_sidecar_wait(m);
+    m->metrics.total_waits++;
+  }
+  if (m->profile_mode) m->metrics.time_total_wait += um_monotonic_time() - t0;
+  um_process_ready_cqes(m);
+  um_sidecar_taken(m);
+  rb_thread_check_ints();
+}
+
 // Submits pending SQEs and processes completions. With block, waits in the
 // kernel (GVL released) until at least one completion arrives or the thread
 // is interrupted; pending Ruby interrupts are then raised in the caller.
@@ -266,6 +330,11 @@ void um_reap(struct um *m, bool block) {
   if (io_uring_cq_ready(&m->ring) && !m->defer_taskrun) {
     if (io_uring_sq_ready(&m->ring)) um_submit(m);
     um_process_ready_cqes(m);
+    return;
+  }
+
+  if (m->sidecar) {
+    um_reap_sidecar(m);
     return;
   }
 

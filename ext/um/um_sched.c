@@ -164,6 +164,20 @@ VALUE um_yield(struct um *m) {
   return um_raise_if_exception(um_switch(m));
 }
 
+// The fibers suspended on an operation of the machine (an op a fiber waits
+// for), each once: an Array, made a Set by the Ruby side.
+VALUE um_pending_fibers(struct um *m) {
+  VALUE list = rb_ary_new();
+  for (struct um_op *op = m->live_ops; op; op = op->live_next) {
+    if (!(op->flags & OP_F_WAITING) || !(op->flags & OP_F_IN_KERNEL) || NIL_P(op->fiber)) continue;
+    // The timer of a #timeout block: its fiber runs, it does not wait.
+    if (op->kind == OP_TIMEOUT && !NIL_P(op->value)) continue;
+    if (!RTEST(rb_fiber_alive_p(op->fiber))) continue;
+    rb_ary_push(list, op->fiber);
+  }
+  return list;
+}
+
 static struct um_op *um_timeout_op(struct um *m, double seconds, unsigned flags) {
   struct um_op *op = um_op_new(m, OP_TIMEOUT, flags);
   um_timespec_set(&op->data.ts, seconds);

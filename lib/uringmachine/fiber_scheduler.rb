@@ -31,7 +31,7 @@ class UringMachine
 
     # A scheduler running its fibers and I/O on +machine+ (by default a new
     # machine). In a forked child it goes on with a fresh machine.
-    def initialize(machine = UringMachine.new)
+    def initialize(machine = (@owns_machine = true) && UringMachine.new)
       raise TypeError, "expected a UringMachine, not #{machine.class}" unless machine.is_a?(UringMachine)
 
       @machine = machine
@@ -203,16 +203,27 @@ class UringMachine
       -e.errno
     end
 
-    # Runs every fiber to its end. Called by Ruby at thread exit and when the
-    # scheduler is replaced; later calls return at once.
+    # Runs every fiber to its end, then closes the machine if the scheduler
+    # made it (its ring and fds go now, not at GC; a machine passed in stays
+    # the caller's, and one with operations still pending waits for the GC).
+    # Called by Ruby at thread exit and when the scheduler is replaced; later
+    # calls return at once.
     def scheduler_close
       return if @closed
 
       run
+      close_own_machine if @owns_machine
       @closed = true
       nil
     end
     alias close scheduler_close
+
+    def close_own_machine
+      @machine.close
+    rescue UringMachine::Error
+      nil
+    end
+    private :close_own_machine
 
     # Whether #scheduler_close has finished.
     def closed?
