@@ -210,6 +210,8 @@ void um_ops_compact(struct um *m);
 void um_ops_free_all(struct um *m);
 void um_raise_on_error(int32_t res, const char *syscall);
 VALUE um_raise_if_exception(VALUE v);
+VALUE um_errinfo_take(void);
+void um_errinfo_rethrow(int state, VALUE errinfo);
 
 // um_sched.c: runqueue, switching, timers
 void um_runqueue_push(struct um *m, struct um_op *op);

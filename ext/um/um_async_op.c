@@ -67,7 +67,7 @@ VALUE um_async_op_await(struct um *m, struct um_op *op, struct um_async_waiters 
 
   int state = 0;
   VALUE v = rb_protect(um_async_switch, (VALUE)m, &state);
-  VALUE errinfo = state ? rb_errinfo() : Qnil;
+  VALUE errinfo = state ? um_errinfo_take() : Qnil;
   bool completed = !state && (m->resumed_by == op || m->resumed_by == entry);
 
   um_async_waiters_remove(w, entry);
@@ -81,10 +81,7 @@ VALUE um_async_op_await(struct um *m, struct um_op *op, struct um_async_waiters 
   if (completed) return Qundef;
 
   um_op_cancel(m, op);
-  if (state) {
-    rb_set_errinfo(errinfo);
-    rb_jump_tag(state);
-  }
+  if (state) um_errinfo_rethrow(state, errinfo);
   RB_GC_GUARD(errinfo);
   return um_raise_if_exception(v);
 }

@@ -204,11 +204,11 @@ void um_op_abandon(struct um *m, struct um_op *op, int *state, VALUE *errinfo, V
     VALUE v = rb_protect(um_switch_protected, (VALUE)m, &wait_state);
     if (m->resumed_by == op && !wait_state) continue;
     if (wait_state) {
+      VALUE e = um_errinfo_take();
       if (!*state) {
         *state = wait_state;
-        *errinfo = rb_errinfo();
+        *errinfo = e;
       }
-      rb_set_errinfo(Qnil);
     }
     else if (!*state && !um_is_exception(*pending) && um_is_exception(v))
       *pending = v;
@@ -246,6 +246,23 @@ static bool um_op_redeliver(struct um *m, struct um_op *timer, int state, VALUE 
   return true;
 }
 
+// What a failed rb_protect left in $!. An exception is taken out (a wait
+// made meanwhile must not see it); anything else (a thread kill's or a
+// throw's tag data) is left in place for rb_jump_tag, since $! accepts
+// only exceptions: restoring it would raise TypeError instead.
+VALUE um_errinfo_take(void) {
+  VALUE errinfo = rb_errinfo();
+  if (rb_obj_is_kind_of(errinfo, rb_eException)) rb_set_errinfo(Qnil);
+  return errinfo;
+}
+
+// Goes on with a jump that rb_protect stopped, errinfo as um_errinfo_take
+// gave it.
+void um_errinfo_rethrow(int state, VALUE errinfo) {
+  if (rb_obj_is_kind_of(errinfo, rb_eException)) rb_set_errinfo(errinfo);
+  rb_jump_tag(state);
+}
+
 // Suspends the calling fiber until the op completes. Returns Qundef when it
 // did; the op is still held and the caller reads op->res, then releases it.
 // When the fiber is resumed otherwise, the op is abandoned (cancelled, and
@@ -269,8 +286,7 @@ static VALUE um_op_wait_for(struct um *m, struct um_op *op, bool release) {
   struct um_op *timer = waker && waker != op && waker->kind == OP_TIMEOUT && (waker->flags & OP_F_HELD) &&
     waker->fiber == op->fiber ? waker : NULL;
   VALUE pending = state ? Qnil : v;
-  VALUE errinfo = state ? rb_errinfo() : Qnil;
-  if (state) rb_set_errinfo(Qnil);
+  VALUE errinfo = state ? um_errinfo_take() : Qnil;
   um_op_abandon(m, op, &state, &errinfo, &pending);
   if (release && um_op_moved_data(op) && um_op_redeliver(m, timer, state, errinfo, pending)) {
     RB_GC_GUARD(errinfo);
@@ -278,10 +294,7 @@ static VALUE um_op_wait_for(struct um *m, struct um_op *op, bool release) {
   }
   if (!(op->flags & OP_F_RESULTS)) um_op_drop_result_fd(m, op);
   if (release) um_op_release(m, op);
-  if (state) {
-    if (!NIL_P(errinfo)) rb_set_errinfo(errinfo);
-    rb_jump_tag(state);
-  }
+  if (state) um_errinfo_rethrow(state, errinfo);
   RB_GC_GUARD(errinfo);
   return um_raise_if_exception(pending);
 }

@@ -154,8 +154,7 @@ static int um_bio_io(BIO *bio, enum um_op_kind kind, char *ptr, int len) {
   int state = 0;
   rb_protect(um_bio_transfer, (VALUE)&call, &state);
   if (state) {
-    VALUE errinfo = rb_errinfo();
-    rb_set_errinfo(Qnil);
+    VALUE errinfo = um_errinfo_take();
     um_link_keep_pending(link, errinfo, state);
     errno = EINTR;
     return -1;
