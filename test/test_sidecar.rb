@@ -61,6 +61,25 @@ class SidecarTest < UMTestCase
     assert_equal before, thread_count
   end
 
+  # Closing right after a completion: the sidecar may be between seeing
+  # stop unset and its futex wait; a bare wake then came too early and the
+  # close (pthread_join) hung.
+  def test_close_right_after_completions
+    status = in_timed_child(30) do
+      500.times do
+        m = UM.new(16, sidecar: true)
+        r, w = UM.pipe
+        m.write(w, "x")
+        m.read(r, +"", 1)
+        m.close(r)
+        m.close(w)
+        m.close
+      end
+      true
+    end
+    assert status.success?, status.inspect
+  end
+
   def test_wakeup_and_schedule_from_another_thread
     m = UM.new(sidecar: true)
     t = Thread.new do

@@ -5,6 +5,9 @@
 // The handshake is one futex word, state:
 //   UM_SIDECAR_WATCHING  the sidecar waits for the CQ to hold a completion
 //   UM_SIDECAR_SIGNALLED it saw one and waits for the machine to take it
+//   UM_SIDECAR_STOPPING  set by stopping: a futex wait for SIGNALLED that the
+//                        sidecar is about to start then fails at once (a
+//                        wake alone could come before the wait and be lost)
 // The sidecar waits with poll(2) on the ring fd (readable while the CQ is not
 // empty) and on an eventfd of its own that only stopping writes to, so it can
 // be stopped at once from any thread, from the GC and after fork. Once it has
@@ -25,6 +28,7 @@
 
 #define UM_SIDECAR_WATCHING 0
 #define UM_SIDECAR_SIGNALLED 1
+#define UM_SIDECAR_STOPPING 2
 #define UM_SIDECAR_STACK_SIZE (256 * 1024)
 
 struct um_sidecar {
@@ -108,11 +112,12 @@ void um_sidecar_stop(struct um *m) {
 
   if (sc->fork_generation == um_fork_generation) {
     atomic_store(&sc->stop, true);
+    atomic_store(&sc->state, UM_SIDECAR_STOPPING);
     uint64_t one = 1;
     ssize_t ret;
     do ret = write(sc->stop_fd, &one, sizeof(one));
     while (ret < 0 && errno == EINTR);
-    um_futex(&sc->state, FUTEX_WAKE, 1);
+    um_futex(&sc->state, FUTEX_WAKE, INT32_MAX);
     pthread_join(sc->thread, NULL);
   }
   close(sc->stop_fd);
