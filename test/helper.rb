@@ -27,6 +27,18 @@ class UMTestCase < Minitest::Test
   end
 
   # A pipe whose fds are closed after the test.
+  # Writes the parts with a pause between them, so each arrives as its own
+  # chunk, then closes the writer.
+  def feed(w, *parts)
+    @machine.spin do
+      parts.each do |part|
+        @machine.write(w, part)
+        @machine.sleep(0.001)
+      end
+      @machine.close(w)
+    end
+  end
+
   def pipe
     fds = UM.pipe
     @fds.concat(fds)

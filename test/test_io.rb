@@ -3,18 +3,6 @@
 require_relative "helper"
 
 class UMIOTest < UMTestCase
-  # Writes the parts with a pause between them, so each arrives as its own
-  # chunk, then closes the writer.
-  def feed(w, *parts)
-    @machine.spin do
-      parts.each do |part|
-        @machine.write(w, part)
-        @machine.sleep(0.001)
-      end
-      @machine.close(w)
-    end
-  end
-
   def test_read_line
     r, w = pipe
     io = @machine.io(r)

@@ -8,13 +8,7 @@ require "socket"
 class UMRESPTest < UMTestCase
   def io_with(*parts)
     r, w = pipe
-    @machine.spin do
-      parts.each do |part|
-        @machine.write(w, part)
-        @machine.sleep(0.001)
-      end
-      @machine.close(w)
-    end
+    feed(w, *parts)
     @machine.io(r)
   end
 
