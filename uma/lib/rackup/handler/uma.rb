@@ -1,0 +1,30 @@
+# frozen_string_literal: true
+
+require "rackup/handler"
+require "uma"
+
+module Rackup
+  module Handler
+    # `rackup -s uma`: runs the app on one Uma worker.
+    module Uma
+      def self.run(app, **options)
+        config = ::Uma::Config.new(
+          host: options[:Host] || "0.0.0.0",
+          port: Integer(options[:Port] || 9292),
+          workers: 1
+        )
+        listeners = config.addresses.map { |address| ::Uma::Listener.new(address, config.backlog) }
+        server = ::Uma::Server.new(app, config, listeners)
+        yield server if block_given?
+        %i[TERM INT].each { |sig| trap(sig) { server.stop! } }
+        server.run
+      end
+
+      def self.valid_options
+        { "Host=HOST" => "address to listen on (default 0.0.0.0)", "Port=PORT" => "port (default 9292)" }
+      end
+    end
+
+    register :uma, Uma
+  end
+end

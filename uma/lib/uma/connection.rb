@@ -1,0 +1,294 @@
+# frozen_string_literal: true
+
+require "socket"
+
+module Uma
+  # One client connection in its own fiber: reads request heads, calls the
+  # app, writes responses in order (keep-alive and pipelining), then closes.
+  class Connection
+    RECV = 65_536
+    FILE_CHUNK = 262_144
+    BAD_REQUEST_CLOSE = "connection: close\r\ncontent-length: 0\r\n"
+
+    attr_reader :fiber
+
+    def initialize(server, fd)
+      @server = server
+      @machine = server.machine
+      @config = server.config
+      @fd = fd
+      @buf = "".b
+      @parser = Parser.new(max_request_line: @config.max_request_line, max_head: @config.max_head,
+                           max_headers: @config.max_headers)
+      @hijacked = false
+      @idle = false
+      @fiber = Fiber.current
+      @remote_addr = remote_addr
+    end
+
+    # Serves requests until the client closes, an error, or the server stops.
+    def run
+      loop do
+        env = read_request
+        break unless env
+        break unless serve(env) && !@server.stopping?
+      end
+    rescue HTTPError => e
+      write_raw(Response::STATUS_LINES[e.status] + BAD_REQUEST_CLOSE + "\r\n") rescue nil
+    rescue Stop, Timeout, EOFError, IOError, Errno::ECONNRESET, Errno::EPIPE, Errno::ECANCELED, Errno::EBADF
+      nil
+    ensure
+      @server.connection_done(self)
+      @machine.close(@fd) unless @hijacked
+    end
+
+    # Whether the connection waits for a next request (a graceful stop ends it).
+    def idle? = @idle
+
+    # Writes bytes as they are (everything, or raises).
+    def write_raw(*parts)
+      @machine.sendv(@fd, *parts)
+    end
+
+    # Up to max bytes of the body: what is buffered, else one receive.
+    def take_body(max)
+      fill(@config.body_timeout) if @buf.empty?
+      data = @buf.byteslice(0, max)
+      @buf = @buf.byteslice(data.bytesize..)
+      data
+    end
+
+    # Gives back bytes read past the body (the next pipelined request).
+    def unread(data)
+      @buf = data + @buf unless data.empty?
+    end
+
+    private
+
+    def remote_addr
+      sock = BasicSocket.for_fd(@fd)
+      sock.autoclose = false
+      addr = sock.remote_address
+      addr.ip? ? addr.ip_address : nil
+    rescue SystemCallError, SocketError
+      nil
+    end
+
+    # The next request's env, or nil when the client closed between requests.
+    def read_request
+      env = @server.base_env.dup
+      until (len = @parser.parse(@buf, env))
+        if @buf.empty?
+          @idle = true
+          return nil if @server.stopping?
+          got = fill(@config.idle_timeout, eof_ok: true)
+          @idle = false
+          return nil unless got
+        else
+          fill(@config.head_timeout)
+        end
+      end
+      @buf = @buf.byteslice(len..)
+      env
+    end
+
+    # Receives more bytes into the buffer. At EOF: false when eof_ok, else
+    # EOFError.
+    def fill(seconds, eof_ok: false)
+      n = @machine.timeout(seconds, Timeout) { @machine.read(@fd, @buf, RECV, -1) }
+      return true if n.positive?
+      raise EOFError, "client closed" unless eof_ok
+
+      false
+    end
+
+    # One request: returns whether the connection may serve another.
+    def serve(env)
+      keep = @parser.keep_alive?
+      length = @parser.content_length
+      max = @config.max_body
+      raise HTTPError.for_status(413) if max && length && length > max
+
+      input = Input.new(self, length, @parser.chunked?, max)
+      expect = @parser.expect_continue? && env["SERVER_PROTOCOL"] == "HTTP/1.1"
+      input.expect_continue! if expect
+      env["rack.input"] = input
+      env["REMOTE_ADDR"] = @remote_addr if @remote_addr
+      env["rack.hijack"] = -> { hijack_io }
+      env["rack.early_hints"] = ->(headers) { early_hints(env, headers) }
+      finished = env["rack.response_finished"] = []
+      status = headers = error = nil
+      begin
+        status, headers, body = @server.app.call(env)
+        return false if @hijacked
+
+        keep = respond(env, status, headers, body, keep)
+      rescue HTTPError
+        raise
+      rescue Stop, EOFError, IOError, Errno::ECONNRESET, Errno::EPIPE
+        raise
+      rescue Exception => e # rubocop:disable Lint/RescueException
+        raise if e.is_a?(SystemExit) || e.is_a?(SignalException) || e.is_a?(NoMemoryError)
+
+        error = e
+        @server.report(env, e)
+        internal_error(e) unless @hijacked || @head_sent
+        keep = false
+      ensure
+        finished.reverse_each do |callback|
+          callback.call(env, status, headers, error)
+        rescue => e
+          @server.report(env, e)
+        end
+      end
+      return false if @hijacked || !keep
+
+      # The next request starts after this one's body.
+      if !input.finished? && expect && !input.continue_sent?
+        false
+      else
+        input.drain
+        true
+      end
+    end
+
+    def internal_error(error)
+      body = @server.development? ? "#{error.class}: #{error.message}\n" : "Internal Server Error\n"
+      write_raw(Response::STATUS_LINES[500], "content-type: text/plain\r\ncontent-length: #{body.bytesize}\r\n" \
+                "connection: close\r\ndate: #{Date.httpdate}\r\n\r\n", body)
+    end
+
+    def hijack_io
+      @hijacked = true
+      io = BasicSocket.for_fd(@fd)
+      io.autoclose = true
+      io
+    end
+
+    def early_hints(env, headers)
+      return unless env["SERVER_PROTOCOL"] == "HTTP/1.1"
+
+      write_raw(Response.head(103, headers, ""))
+    end
+
+    # Writes the response; returns whether keep-alive may go on.
+    def respond(env, status, headers, body, keep)
+      @head_sent = false
+      http11 = env["SERVER_PROTOCOL"] == "HTTP/1.1"
+      no_body = Response.bodyless?(status) || env["REQUEST_METHOD"] == "HEAD"
+      extra = +"date: #{Date.httpdate}\r\n"
+
+      if (hijack = headers["rack.hijack"])
+        send_head(status, headers, extra << "connection: close\r\n")
+        @hijacked = true
+        hijack.call(hijack_io)
+        return false
+      end
+
+      if body.respond_to?(:to_ary)
+        parts = body.to_ary
+        unless headers.key?("content-length") || Response.bodyless?(status)
+          extra << "content-length: #{parts.sum(&:bytesize)}\r\n"
+        end
+        extra << "connection: close\r\n" unless keep
+        head = Response.head(status, headers, extra)
+        @head_sent = true
+        no_body || parts.empty? ? write_raw(head) : write_raw(head, *parts)
+      elsif body.respond_to?(:to_path) && !body.respond_to?(:call)
+        path = body.to_path
+        extra << "content-length: #{File.size(path)}\r\n" unless headers.key?("content-length")
+        extra << "connection: close\r\n" unless keep
+        send_head(status, headers, extra)
+        send_file(path) unless no_body
+      elsif body.respond_to?(:each)
+        keep = stream_each(status, headers, body, extra, keep, http11, no_body)
+      else
+        # A streaming body: the head, then the app writes to the connection.
+        send_head(status, headers, extra << "connection: close\r\n")
+        body.call(Stream.new(self)) unless no_body
+        keep = false
+      end
+      keep
+    ensure
+      body.close if body.respond_to?(:close)
+    end
+
+    def stream_each(status, headers, body, extra, keep, http11, no_body)
+      chunked = false
+      if !headers.key?("content-length") && !no_body
+        if http11 && keep
+          extra << "transfer-encoding: chunked\r\n"
+          chunked = true
+        else
+          keep = false
+        end
+      end
+      extra << "connection: close\r\n" unless keep
+      send_head(status, headers, extra)
+      if no_body
+        body.each { |_| nil }
+      elsif chunked
+        body.each do |chunk|
+          next if chunk.empty?
+
+          write_raw("#{chunk.bytesize.to_s(16)}\r\n", chunk, "\r\n")
+        end
+        write_raw("0\r\n\r\n")
+      else
+        body.each { |chunk| write_raw(chunk) unless chunk.empty? }
+      end
+      keep
+    end
+
+    def send_head(status, headers, extra)
+      write_raw(Response.head(status, headers, extra))
+      @head_sent = true
+    end
+
+    def send_file(path)
+      fd = @machine.open(path, UM::O_RDONLY)
+      buf = "".b
+      loop do
+        n = @machine.read(fd, buf, FILE_CHUNK)
+        break if n.zero?
+
+        write_raw(buf)
+      end
+    ensure
+      @machine.close(fd) if fd
+    end
+  end
+
+  # The object a streaming (callable) body writes to.
+  class Stream
+    def initialize(connection)
+      @connection = connection
+      @closed = false
+    end
+
+    def write(data)
+      data = data.to_s
+      @connection.write_raw(data) unless data.empty?
+      data.bytesize
+    end
+
+    def <<(data)
+      write(data)
+      self
+    end
+
+    def read(length = nil, buffer = nil) = nil
+
+    def flush = self
+
+    def close_read; end
+
+    def close_write = close
+
+    def close
+      @closed = true
+    end
+
+    def closed? = @closed
+  end
+end

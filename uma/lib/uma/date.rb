@@ -1,0 +1,17 @@
+# frozen_string_literal: true
+
+module Uma
+  # The Date header's value, formatted once a second.
+  module Date
+    @second = nil
+    @value = nil
+
+    def self.httpdate
+      now = Process.clock_gettime(Process::CLOCK_REALTIME, :second)
+      return @value if now == @second
+
+      @second = now
+      @value = Time.at(now).utc.strftime("%a, %d %b %Y %H:%M:%S GMT").freeze
+    end
+  end
+end

@@ -1,0 +1,98 @@
+# frozen_string_literal: true
+
+require "set"
+
+module Uma
+  # One worker: a machine with UM::FiberScheduler set, a fiber accepting on
+  # each listener and a fiber per connection.
+  class Server
+    attr_reader :app, :config, :machine
+
+    def initialize(app, config, listeners)
+      @app = app
+      @config = config
+      @listeners = listeners
+      @connections = Set.new
+      @stopping = false
+      @stop_requested = false
+      @errors = $stderr
+    end
+
+    def stopping? = @stopping
+
+    def development? = (ENV["RACK_ENV"] || "development") == "development"
+
+    # Asks for a graceful stop (signal-safe: only sets a flag).
+    def stop!
+      @stop_requested = true
+    end
+
+    # The env fields every request shares.
+    def base_env
+      @base_env ||= {
+        "SCRIPT_NAME" => "",
+        "rack.url_scheme" => "http",
+        "rack.errors" => @errors,
+        "rack.hijack?" => true,
+        "rack.multithread" => false,
+        "rack.multiprocess" => @config.workers > 1,
+        "rack.run_once" => false,
+        "SERVER_NAME" => "localhost",
+        "SERVER_PORT" => @config.port.to_s
+      }.freeze
+    end
+
+    def report(env, error)
+      @errors.puts "#{error.class}: #{error.message} (#{env["REQUEST_METHOD"]} #{env["PATH_INFO"]})"
+      @errors.puts error.backtrace.map { |line| "\t#{line}" } if error.backtrace
+      @errors.flush
+    end
+
+    def connection_done(connection)
+      @connections.delete(connection)
+    end
+
+    # Runs until a graceful stop has finished.
+    def run
+      @machine = UM.new
+      scheduler = UM::FiberScheduler.new(@machine)
+      Fiber.set_scheduler(scheduler)
+      @acceptors = @listeners.map { |listener| Fiber.schedule { accept_loop(listener) } }
+      Fiber.schedule { watch }
+      Fiber.set_scheduler(nil) # runs every fiber to its end
+    end
+
+    private
+
+    def accept_loop(listener)
+      until @stopping
+        fd = @machine.accept(listener.fileno)
+        Fiber.schedule do
+          connection = Connection.new(self, fd)
+          @connections << connection
+          connection.run
+        end
+      end
+    rescue Stop
+      nil
+    end
+
+    # Polls for a stop request (signal handlers only set a flag), then
+    # drains: stops accepting, ends idle connections, waits for the others.
+    def watch
+      @machine.sleep(0.05) until @stop_requested
+      @stopping = true
+      @acceptors.each { |fiber| @machine.schedule(fiber, Stop.new) if fiber.alive? }
+      deadline = now + @config.shutdown_timeout
+      until @connections.empty?
+        @connections.each { |c| @machine.schedule(c.fiber, Stop.new) if c.idle? && c.fiber.alive? }
+        if now > deadline
+          @connections.each { |c| @machine.schedule(c.fiber, Stop.new) if c.fiber.alive? }
+        end
+        @machine.sleep(0.02)
+      end
+    end
+
+    def now = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+  end
+end
