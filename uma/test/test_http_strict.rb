@@ -1,0 +1,73 @@
+# frozen_string_literal: true
+
+require_relative "helper"
+
+# Malformed and smuggling requests over a real socket: the status each gets,
+# and that the server then closes the connection (the app never sees them).
+class TestUmaStrict < Minitest::Test
+  include UmaTestHelper
+
+  CASES = {
+    "bad method" => ["G(T / HTTP/1.1\r\nHost: a\r\n\r\n", 400],
+    "bad version" => ["GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505],
+    "junk version" => ["GET / HTTX/1.1\r\nHost: a\r\n\r\n", 400],
+    "bare LF" => ["GET / HTTP/1.1\nHost: a\n\n", 400],
+    "no host" => ["GET / HTTP/1.1\r\n\r\n", 400],
+    "two hosts" => ["GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400],
+    "space before colon" => ["GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400],
+    "obs-fold" => ["GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n", 400],
+    "NUL in value" => ["GET / HTTP/1.1\r\nHost: a\r\nX-A: b\0c\r\n\r\n", 400],
+    "bare CR in value" => ["GET / HTTP/1.1\r\nHost: a\r\nX-A: b\rc\r\n\r\n", 400],
+    "CL and TE" => ["POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400],
+    "two different CL" => ["POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400],
+    "CL not digits" => ["POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: +3\r\n\r\nabc", 400],
+    "CL overflow" => ["POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n", 400],
+    "TE not chunked last" => ["POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400],
+    "TE unknown" => ["POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: foo\r\n\r\n", 501],
+    "bad chunk size" => ["POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n", 400],
+    "chunk size overflow" => ["POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffffff\r\n", 400],
+    "asterisk with GET" => ["GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400],
+    "authority form with GET" => ["GET a:80 HTTP/1.1\r\nHost: a\r\n\r\n", 400],
+    "long request line" => ["GET /#{"a" * 9000} HTTP/1.1\r\nHost: a\r\n\r\n", 414],
+    "too many fields" => ["GET / HTTP/1.1\r\nHost: a\r\n#{"X-A: b\r\n" * 101}\r\n", 431],
+    "head too large" => ["GET / HTTP/1.1\r\nHost: a\r\n#{"X-Long: #{"b" * 8000}\r\n" * 9}\r\n", 431]
+  }.freeze
+
+  def setup
+    @pid, @port, = start_uma("--max-body", "1000")
+  end
+
+  CASES.each do |name, (request, status)|
+    define_method("test_#{name.tr(" ", "_")}") do
+      out = raw(@port, request)
+      assert_match(/\AHTTP\/1.1 #{status} /, out, "#{name}: #{out.inspect}")
+      assert_match(/connection: close/i, out)
+      assert_equal 1, out.scan("HTTP/1.1").size, "one response, then closed"
+    end
+  end
+
+  def test_smuggled_request_after_a_refusal_is_never_served
+    out = raw(@port, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /env HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert_match(/\AHTTP\/1.1 400 /, out)
+    refute_includes out, "REQUEST_METHOD"
+  end
+
+  def test_body_over_the_limit_is_413
+    out = raw(@port, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n\r\n#{"a" * 5000}")
+    assert_match(/\AHTTP\/1.1 413 /, out)
+    out = raw(@port, "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n#{"7d0\r\n#{"a" * 2000}\r\n"}0\r\n\r\n")
+    assert_match(/HTTP\/1.1 (413|500) /, out)
+  end
+
+  def test_slowloris_head_timeout
+    pid, port, = start_uma("--head-timeout", "0.5")
+    s = TCPSocket.new("127.0.0.1", port)
+    s.write("GET / HTTP/1.1\r\nHo")
+    t0 = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    assert_equal "", Timeout.timeout(5) { s.read }
+    assert_operator Process.clock_gettime(Process::CLOCK_MONOTONIC) - t0, :<, 3
+    stop_uma(pid)
+  ensure
+    s&.close
+  end
+end
