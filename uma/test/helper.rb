@@ -44,9 +44,11 @@ module UmaTestHelper
 
   def teardown
     (@uma_pids || []).each do |pid|
-      Process.kill(:KILL, -pid)
-    rescue Errno::ESRCH, Errno::EPERM
-      nil
+      [-pid, pid].each do |target|
+        Process.kill(:KILL, target)
+      rescue Errno::ESRCH, Errno::EPERM
+        nil
+      end
     end
     (@uma_pids || []).each do |pid|
       Process.wait(pid)
