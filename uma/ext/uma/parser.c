@@ -378,6 +378,11 @@ int uma_chunked_decode(uma_chunked *dec, char *buf, size_t *len, size_t *consume
   int rc = 0;
   while (i < in && dec->state != CH_DONE) {
     unsigned char c = (unsigned char)buf[i];
+    /* Every byte of the trailer section counts against its bound. */
+    if (dec->state >= CH_TR_START && dec->state <= CH_TR_LF && ++dec->trailer_len > UMA_CHUNK_MAX_TRAILER) {
+      rc = UMA_E400;
+      goto end;
+    }
     switch (dec->state) {
     case CH_SIZE: {
       int h = hexval(c);
@@ -429,26 +434,22 @@ int uma_chunked_decode(uma_chunked *dec, char *buf, size_t *len, size_t *consume
       i++;
       break;
     case CH_TR_START:
-      if (++dec->trailer_len > UMA_CHUNK_MAX_TRAILER) { rc = UMA_E400; goto end; }
       if (c == '\r') dec->state = CH_FINAL_LF;
       else if (is_tchar(c)) dec->state = CH_TR_NAME;
       else { rc = UMA_E400; goto end; } /* bare LF, obs-fold, junk */
       i++;
       break;
     case CH_TR_NAME:
-      if (++dec->trailer_len > UMA_CHUNK_MAX_TRAILER) { rc = UMA_E400; goto end; }
       if (c == ':') dec->state = CH_TR_VALUE;
       else if (!is_tchar(c)) { rc = UMA_E400; goto end; }
       i++;
       break;
     case CH_TR_VALUE:
-      if (++dec->trailer_len > UMA_CHUNK_MAX_TRAILER) { rc = UMA_E400; goto end; }
       if (c == '\r') dec->state = CH_TR_LF;
       else if (is_ctl(c)) { rc = UMA_E400; goto end; }
       i++;
       break;
     case CH_TR_LF:
-      if (++dec->trailer_len > UMA_CHUNK_MAX_TRAILER) { rc = UMA_E400; goto end; }
       if (c != '\n') { rc = UMA_E400; goto end; }
       dec->state = CH_TR_START;
       i++;
