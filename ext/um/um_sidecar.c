@@ -30,6 +30,7 @@
 #define UM_SIDECAR_SIGNALLED 1
 #define UM_SIDECAR_STOPPING 2
 #define UM_SIDECAR_STACK_SIZE (256 * 1024)
+#define UM_SIDECAR_THREAD_NAME "um-sidecar"
 
 struct um_sidecar {
   pthread_t thread;
@@ -99,6 +100,8 @@ void um_sidecar_start(struct um *m) {
     um_ring_teardown(m);
     rb_syserr_fail(err, "pthread_create (sidecar)");
   }
+  // Named so it can be told apart in ps, top and /proc/PID/task/*/comm.
+  pthread_setname_np(sc->thread, UM_SIDECAR_THREAD_NAME);
   m->sidecar = sc;
 }
 
