@@ -2,6 +2,19 @@
 
 require "uringmachine"
 require "uma_ext"
+
+# Uma: a Rack 3 HTTP/1.1 server on UringMachine. See uma/README.md.
+module Uma
+  # Raised in a connection fiber to end it when the worker stops.
+  class Stop < StandardError; end
+
+  # A request head, body or keep-alive wait that took too long.
+  class Timeout < StandardError; end
+
+  # A problem with the server's own setup (address, config.ru, option).
+  class Error < StandardError; end
+end
+
 require_relative "uma/version"
 require_relative "uma/config"
 require_relative "uma/listener"
@@ -11,12 +24,3 @@ require_relative "uma/response"
 require_relative "uma/connection"
 require_relative "uma/server"
 require_relative "uma/cluster"
-
-# Uma: a Rack 3 HTTP/1.1 server on UringMachine. See uma/README.md.
-module Uma
-  # Raised in a connection fiber to end it when the worker stops.
-  class Stop < StandardError; end
-
-  # A request head, body or keep-alive wait that took too long.
-  class Timeout < StandardError; end
-end

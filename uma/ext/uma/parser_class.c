@@ -52,9 +52,7 @@ static uma_parser *parser_get(VALUE self) {
   return rb_check_typeddata(self, &uma_parser_type);
 }
 
-static size_t limit_arg(VALUE opts, const char *name, size_t deflt) {
-  if (NIL_P(opts)) return deflt;
-  VALUE v = rb_hash_lookup2(opts, ID2SYM(rb_intern(name)), Qundef);
+static size_t limit_value(VALUE v, const char *name, size_t deflt) {
   if (v == Qundef || NIL_P(v)) return deflt;
   long n = NUM2LONG(v);
   if (n <= 0) rb_raise(rb_eArgError, "%s must be positive (given %ld)", name, n);
@@ -63,23 +61,16 @@ static size_t limit_arg(VALUE opts, const char *name, size_t deflt) {
 
 /* Parser.new(max_request_line: 8192, max_head: 65536, max_headers: 100) */
 static VALUE parser_initialize(int argc, VALUE *argv, VALUE self) {
-  VALUE opts;
+  VALUE opts, v[3] = {Qundef, Qundef, Qundef};
   rb_scan_args(argc, argv, "0:", &opts);
-  uma_parser *p = parser_get(self);
   if (!NIL_P(opts)) {
-    static const char *known[] = {"max_request_line", "max_head", "max_headers"};
-    VALUE keys = rb_funcall(opts, rb_intern("keys"), 0);
-    for (long i = 0; i < RARRAY_LEN(keys); i++) {
-      VALUE key = RARRAY_AREF(keys, i);
-      int ok = 0;
-      for (size_t j = 0; j < 3; j++)
-        if (SYMBOL_P(key) && strcmp(rb_id2name(SYM2ID(key)), known[j]) == 0) ok = 1;
-      if (!ok) rb_raise(rb_eArgError, "unknown keyword: %+" PRIsVALUE, key);
-    }
+    ID ids[3] = {rb_intern("max_request_line"), rb_intern("max_head"), rb_intern("max_headers")};
+    rb_get_kwargs(opts, ids, 0, 3, v); /* raises on an unknown keyword */
   }
-  p->limits.max_request_line = limit_arg(opts, "max_request_line", p->limits.max_request_line);
-  p->limits.max_head = limit_arg(opts, "max_head", p->limits.max_head);
-  p->limits.max_headers = limit_arg(opts, "max_headers", p->limits.max_headers);
+  uma_parser *p = parser_get(self);
+  p->limits.max_request_line = limit_value(v[0], "max_request_line", p->limits.max_request_line);
+  p->limits.max_head = limit_value(v[1], "max_head", p->limits.max_head);
+  p->limits.max_headers = limit_value(v[2], "max_headers", p->limits.max_headers);
   if (p->limits.max_headers > UMA_MAX_HEADERS)
     rb_raise(rb_eArgError, "max_headers must be at most %d", UMA_MAX_HEADERS);
   return self;
@@ -97,21 +88,16 @@ static VALUE str_or_empty(uma_slice s) {
 
 /* "HTTP_" + the name upcased with '-' as '_'. */
 static VALUE header_key(uma_slice name) {
-  char buf[256];
-  if (name.len + 5 > sizeof(buf)) {
-    VALUE s = rb_str_buf_new((long)name.len + 5);
-    rb_str_cat(s, "HTTP_", 5);
-    rb_str_cat(s, name.ptr, (long)name.len);
-    char *p = RSTRING_PTR(s) + 5;
-    for (size_t i = 0; i < name.len; i++) p[i] = p[i] == '-' ? '_' : (char)(p[i] >= 'a' && p[i] <= 'z' ? p[i] - 32 : p[i]);
-    return rb_str_to_interned_str(s);
-  }
+  VALUE tmp;
+  char *buf = ALLOCV_N(char, tmp, name.len + 5);
   memcpy(buf, "HTTP_", 5);
   for (size_t i = 0; i < name.len; i++) {
     char c = name.ptr[i];
     buf[5 + i] = c == '-' ? '_' : (char)(c >= 'a' && c <= 'z' ? c - 32 : c);
   }
-  return fstr(buf, name.len + 5);
+  VALUE key = fstr(buf, name.len + 5);
+  ALLOCV_END(tmp);
+  return key;
 }
 
 static int name_is(uma_slice name, const char *lit) {
@@ -183,7 +169,8 @@ static VALUE parser_parse(VALUE self, VALUE buf, VALUE env) {
     uma_header *h = &req.headers[i];
     VALUE key;
     if (name_is(h->name, "content-type")) key = k_content_type;
-    else if (name_is(h->name, "content-length")) key = k_content_length;
+    /* Set below from the value the parser checked (repeats are equal). */
+    else if (name_is(h->name, "content-length")) continue;
     /* Dropped: with '-' and '_' both mapped to '_', "X_Forwarded_For" could
      * pose as "X-Forwarded-For" to the app (nginx drops them too). */
     else if (has_underscore(h->name)) continue;
@@ -191,8 +178,6 @@ static VALUE parser_parse(VALUE self, VALUE buf, VALUE env) {
     VALUE old = rb_hash_lookup2(env, key, Qundef);
     if (old == Qundef) {
       rb_hash_aset(env, key, str_or_empty(h->value));
-    } else if (key == k_content_length) {
-      /* The parser accepted only repeats of one value. */
     } else {
       VALUE joined = rb_str_dup(old);
       if (name_is(h->name, "cookie")) rb_str_cat(joined, "; ", 2);

@@ -3,25 +3,13 @@
 
 VALUE mUma;
 VALUE eUmaHTTPError;
-static ID id_status;
+static ID id_for_status;
 
-static const char *status_reason(int status) {
-  switch (status) {
-  case 400: return "Bad Request";
-  case 413: return "Content Too Large";
-  case 414: return "URI Too Long";
-  case 431: return "Request Header Fields Too Large";
-  case 501: return "Not Implemented";
-  case 505: return "HTTP Version Not Supported";
-  default: return "Error";
-  }
-}
-
+/* The error comes from Uma::HTTPError.for_status (lib/uma/response.rb,
+ * loaded by lib/uma.rb with this extension), so the reason phrases live in
+ * one table. */
 void uma_raise_status(int status) {
-  VALUE msg = rb_sprintf("%d %s", status, status_reason(status));
-  VALUE err = rb_exc_new_str(eUmaHTTPError, msg);
-  rb_ivar_set(err, id_status, INT2FIX(status));
-  rb_exc_raise(err);
+  rb_exc_raise(rb_funcall(eUmaHTTPError, id_for_status, 1, INT2FIX(status)));
 }
 
 RUBY_FUNC_EXPORTED void Init_uma_ext(void) {
@@ -29,7 +17,7 @@ RUBY_FUNC_EXPORTED void Init_uma_ext(void) {
   /* A request refused by the parser: #status is the HTTP status to answer
    * with before the connection is closed. */
   eUmaHTTPError = rb_define_class_under(mUma, "HTTPError", rb_eStandardError);
-  id_status = rb_intern("@status");
+  id_for_status = rb_intern("for_status");
   rb_define_attr(eUmaHTTPError, "status", 1, 0);
   uma_parser_class_init();
   uma_chunked_class_init();

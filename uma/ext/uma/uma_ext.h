@@ -7,7 +7,7 @@
 extern VALUE mUma;
 extern VALUE eUmaHTTPError;
 
-/* Raises Uma::HTTPError for an HTTP status (400, 413, 414, 431, 501, 505). */
+/* Raises Uma::HTTPError for an HTTP status (400, 414, 431, 501, 505). */
 NORETURN(void uma_raise_status(int status));
 
 void uma_parser_class_init(void);

@@ -11,16 +11,14 @@ module Uma
     def start(argv)
       config = parse(argv)
       app = load_app(config.rackup)
-      listeners = config.addresses.map { |address| Listener.new(address, config.backlog) }
+      listeners = Listener.open_all(config)
       workers = config.workers
       listeners.each do |listener|
         $stdout.puts "uma #{VERSION} listening on #{listener.url}, #{workers} worker#{"s" if workers != 1}"
       end
       $stdout.flush
       if workers == 1
-        server = Server.new(app, config, listeners)
-        %i[TERM INT QUIT].each { |sig| trap(sig) { server.stop! } }
-        server.run
+        Server.new(app, config, listeners).trap_signals.run
       else
         Cluster.new(app, config, listeners).run
       end

@@ -14,7 +14,7 @@ module Uma
     end
 
     def run
-      %i[TERM INT QUIT].each { |sig| trap(sig) { stop } }
+      Server::STOP_SIGNALS.each { |sig| trap(sig) { stop } }
       @config.workers.times { |i| spawn(i) }
       until @workers.empty?
         pid, status = Process.wait2(-1)
@@ -43,9 +43,7 @@ module Uma
 
     def spawn(index)
       pid = fork do
-        server = Server.new(@app, @config, @listeners)
-        %i[TERM INT QUIT].each { |sig| trap(sig) { server.stop! } }
-        server.run
+        Server.new(@app, @config, @listeners).trap_signals.run
         exit!(0)
       end
       @workers[pid] = index

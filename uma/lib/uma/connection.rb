@@ -8,7 +8,11 @@ module Uma
   class Connection
     RECV = 65_536
     FILE_CHUNK = 262_144
-    BAD_REQUEST_CLOSE = "connection: close\r\ncontent-length: 0\r\n"
+    ERROR_FIELDS = "connection: close\r\ncontent-length: 0\r\n"
+    # What ends a connection quietly: the client went away, or the server
+    # stops or gave up waiting.
+    CLOSED = [Stop, Timeout, EOFError, IOError, Errno::ECONNRESET, Errno::EPIPE, Errno::ECANCELED,
+              Errno::EBADF].freeze
 
     attr_reader :fiber
 
@@ -34,8 +38,12 @@ module Uma
         break unless serve(env) && !@server.stopping?
       end
     rescue HTTPError => e
-      write_raw(Response::STATUS_LINES[e.status] + BAD_REQUEST_CLOSE + "\r\n") rescue nil
-    rescue Stop, Timeout, EOFError, IOError, Errno::ECONNRESET, Errno::EPIPE, Errno::ECANCELED, Errno::EBADF
+      begin
+        write_raw(Response::STATUS_LINES[e.status], ERROR_FIELDS, "\r\n")
+      rescue *CLOSED
+        nil
+      end
+    rescue *CLOSED
       nil
     ensure
       @server.connection_done(self)
@@ -44,6 +52,15 @@ module Uma
 
     # Whether the connection waits for a next request (a graceful stop ends it).
     def idle? = @idle
+
+    # Ends the connection's fiber with Stop (once: a second raise could land
+    # in its ensure).
+    def stop
+      return if @stopped || !@fiber.alive?
+
+      @stopped = true
+      @machine.schedule(@fiber, Stop.new)
+    end
 
     # Writes bytes as they are (everything, or raises).
     def write_raw(*parts)
@@ -118,18 +135,15 @@ module Uma
       env["rack.early_hints"] = ->(headers) { early_hints(env, headers) }
       finished = env["rack.response_finished"] = []
       status = headers = error = nil
+      @head_sent = false
       begin
         status, headers, body = @server.app.call(env)
         return false if @hijacked
 
         keep = respond(env, status, headers, body, keep)
-      rescue HTTPError
+      rescue HTTPError, *CLOSED
         raise
-      rescue Stop, EOFError, IOError, Errno::ECONNRESET, Errno::EPIPE
-        raise
-      rescue Exception => e # rubocop:disable Lint/RescueException
-        raise if e.is_a?(SystemExit) || e.is_a?(SignalException) || e.is_a?(NoMemoryError)
-
+      rescue StandardError, ScriptError => e
         error = e
         @server.report(env, e)
         internal_error(e) unless @hijacked || @head_sent
@@ -173,7 +187,6 @@ module Uma
 
     # Writes the response; returns whether keep-alive may go on.
     def respond(env, status, headers, body, keep)
-      @head_sent = false
       http11 = env["SERVER_PROTOCOL"] == "HTTP/1.1"
       no_body = Response.bodyless?(status) || env["REQUEST_METHOD"] == "HEAD"
       extra = +"date: #{Date.httpdate}\r\n"
@@ -194,7 +207,7 @@ module Uma
         head = Response.head(status, headers, extra)
         @head_sent = true
         no_body || parts.empty? ? write_raw(head) : write_raw(head, *parts)
-      elsif body.respond_to?(:to_path) && !body.respond_to?(:call)
+      elsif body.respond_to?(:to_path)
         path = body.to_path
         extra << "content-length: #{File.size(path)}\r\n" unless headers.key?("content-length")
         extra << "connection: close\r\n" unless keep

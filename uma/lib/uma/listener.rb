@@ -8,6 +8,11 @@ module Uma
   class Listener
     attr_reader :socket, :url
 
+    # The listeners for every address of a Config.
+    def self.open_all(config)
+      config.addresses.map { |address| new(address, config.backlog) }
+    end
+
     def initialize(address, backlog)
       if address.start_with?("unix:")
         path = address.delete_prefix("unix:")
@@ -50,7 +55,4 @@ module Uma
       end
     end
   end
-
-  # A problem with the server's own setup (address, config.ru, option).
-  class Error < StandardError; end
 end

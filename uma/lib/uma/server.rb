@@ -8,6 +8,8 @@ module Uma
   class Server
     attr_reader :app, :config, :machine
 
+    STOP_SIGNALS = %i[TERM INT QUIT].freeze
+
     def initialize(app, config, listeners)
       @app = app
       @config = config
@@ -25,6 +27,12 @@ module Uma
     # Asks for a graceful stop (signal-safe: only sets a flag).
     def stop!
       @stop_requested = true
+    end
+
+    # TERM, INT and QUIT ask for a graceful stop of this worker.
+    def trap_signals
+      STOP_SIGNALS.each { |sig| trap(sig) { stop! } }
+      self
     end
 
     # The env fields every request shares.
@@ -85,10 +93,8 @@ module Uma
       @acceptors.each { |fiber| @machine.schedule(fiber, Stop.new) if fiber.alive? }
       deadline = now + @config.shutdown_timeout
       until @connections.empty?
-        @connections.each { |c| @machine.schedule(c.fiber, Stop.new) if c.idle? && c.fiber.alive? }
-        if now > deadline
-          @connections.each { |c| @machine.schedule(c.fiber, Stop.new) if c.fiber.alive? }
-        end
+        late = now > deadline
+        @connections.each { |c| c.stop if late || c.idle? }
         @machine.sleep(0.02)
       end
     end

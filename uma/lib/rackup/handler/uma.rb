@@ -13,11 +13,9 @@ module Rackup
           port: Integer(options[:Port] || 9292),
           workers: 1
         )
-        listeners = config.addresses.map { |address| ::Uma::Listener.new(address, config.backlog) }
-        server = ::Uma::Server.new(app, config, listeners)
+        server = ::Uma::Server.new(app, config, ::Uma::Listener.open_all(config))
         yield server if block_given?
-        %i[TERM INT].each { |sig| trap(sig) { server.stop! } }
-        server.run
+        server.trap_signals.run
       end
 
       def self.valid_options
