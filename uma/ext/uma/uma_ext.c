@@ -21,4 +21,5 @@ RUBY_FUNC_EXPORTED void Init_uma_ext(void) {
   rb_define_attr(eUmaHTTPError, "status", 1, 0);
   uma_parser_class_init();
   uma_chunked_class_init();
+  uma_response_class_init();
 }

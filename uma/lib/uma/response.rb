@@ -32,32 +32,11 @@ module Uma
       h[status] = "HTTP/1.1 #{status} #{REASONS.fetch(status, "Unknown")}\r\n".b.freeze
     end
 
-    # Characters a header value must not hold (they would split the head).
-    BAD_VALUE = /[\r\n\0]/
-    TOKEN = /\A[!#$%&'*+\-.^_`|~0-9a-z]+\z/
-
-    # A head for the status and headers. Raises HTTPError (500) for a header
-    # the server must not send. The framing fields are added by the caller.
+    # A head for the status and headers (Response.build_head, in C). Raises
+    # HTTPError (500) for a header the server must not send. The framing
+    # fields are added by the caller in extra.
     def self.head(status, headers, extra)
-      head = STATUS_LINES[status].dup
-      headers.each do |name, value|
-        next if name.start_with?("rack.")
-        raise HTTPError.for_status(500), "bad header name #{name.inspect}" unless TOKEN.match?(name)
-
-        if value.is_a?(Array)
-          value.each { |v| add_field(head, name, v) }
-        else
-          add_field(head, name, value)
-        end
-      end
-      head << extra << "\r\n"
-    end
-
-    def self.add_field(head, name, value)
-      value = value.to_s
-      raise HTTPError.for_status(500), "bad value for header #{name}" if BAD_VALUE.match?(value)
-
-      head << name << ": " << value << "\r\n"
+      build_head(STATUS_LINES[status], headers, extra)
     end
 
     # Status codes that never have a body.
