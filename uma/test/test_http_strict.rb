@@ -70,4 +70,32 @@ class TestUmaStrict < Minitest::Test
   ensure
     s&.close
   end
+  def test_idle_keep_alive_timeout
+    pid, port, = start_uma("--idle-timeout", "0.5")
+    s = TCPSocket.new("127.0.0.1", port)
+    s.write("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert_equal "Hello, World!", read_response(s)[1]
+    t0 = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    assert_equal "", Timeout.timeout(5) { s.read }
+    waited = Process.clock_gettime(Process::CLOCK_MONOTONIC) - t0
+    assert_operator waited, :>=, 0.4
+    assert_operator waited, :<, 3
+    stop_uma(pid)
+  ensure
+    s&.close
+  end
+
+  def test_body_read_timeout
+    pid, port, = start_uma("--body-timeout", "0.5")
+    s = TCPSocket.new("127.0.0.1", port)
+    s.write("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc")
+    t0 = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    assert_equal "", Timeout.timeout(5) { s.read }
+    assert_operator Process.clock_gettime(Process::CLOCK_MONOTONIC) - t0, :<, 3
+    # The worker goes on.
+    assert_equal "Hello, World!", raw(port, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")[/\r\n\r\n(.*)\z/m, 1]
+    stop_uma(pid)
+  ensure
+    s&.close
+  end
 end

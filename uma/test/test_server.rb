@@ -68,6 +68,18 @@ class TestUmaServer < Minitest::Test
     s&.close
   end
 
+  # Responses held back while the next pipelined request is buffered all go
+  # out before the server waits for the rest of a partial one.
+  def test_pipelined_responses_are_sent_before_waiting_for_more
+    s = TCPSocket.new("127.0.0.1", @port)
+    s.write("GET /env?1 HTTP/1.1\r\nHost: a\r\n\r\n" * 3 + "GET /env?4 HTTP/1.1\r\nHo")
+    3.times { assert_includes Timeout.timeout(5) { read_response(s) }[1], "QUERY_STRING=1" }
+    s.write("st: a\r\n\r\n")
+    assert_includes Timeout.timeout(5) { read_response(s) }[1], "QUERY_STRING=4"
+  ensure
+    s&.close
+  end
+
   def test_head_204_304_have_no_body
     out = raw(@port, "HEAD / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
     assert_match(/content-length: 13\r\n/, out)

@@ -8,6 +8,8 @@ module Uma
   class Connection
     RECV = 65_536
     FILE_CHUNK = 262_144
+    # Responses held back for pipelined requests are sent at this size.
+    OUT_MAX = 65_536
     ERROR_FIELDS = "connection: close\r\ncontent-length: 0\r\n"
     # What ends a connection quietly: the client went away, or the server
     # stops or gave up waiting.
@@ -26,8 +28,14 @@ module Uma
                            max_headers: @config.max_headers)
       @hijacked = false
       @idle = false
+      @deadline = nil
+      @timed_out = false
+      @out = "".b
       @fiber = Fiber.current
       @remote_addr = remote_addr
+      # Made once per connection, not per request.
+      @hijack = -> { hijack_io }
+      @early_hints = ->(headers) { early_hints(headers) }
     end
 
     # Serves requests until the client closes, an error, or the server stops.
@@ -47,11 +55,29 @@ module Uma
       nil
     ensure
       @server.connection_done(self)
-      @machine.close(@fd) unless @hijacked
+      unless @hijacked
+        flush_quietly
+        @machine.close(@fd)
+      end
     end
 
     # Whether the connection waits for a next request (a graceful stop ends it).
     def idle? = @idle
+
+    # Called by the server's watch fiber: a read waiting past its deadline
+    # ends with the socket shut down (the read sees EOF and the fiber ends
+    # with Timeout). A shutdown, not an exception scheduled into the fiber:
+    # a read that completed meanwhile would carry the exception on into
+    # the app's next wait.
+    def check_deadline(now)
+      return unless @deadline && now > @deadline
+
+      @deadline = nil
+      @timed_out = true
+      @machine.shutdown(@fd, Socket::SHUT_RDWR)
+    rescue SystemCallError
+      nil
+    end
 
     # Ends the connection's fiber with Stop (once: a second raise could land
     # in its ensure).
@@ -62,9 +88,26 @@ module Uma
       @machine.schedule(@fiber, Stop.new)
     end
 
-    # Writes bytes as they are (everything, or raises).
+    # Writes bytes as they are (everything, or raises), after any response
+    # held back.
     def write_raw(*parts)
-      @machine.sendv(@fd, *parts)
+      if @out.empty?
+        @machine.sendv(@fd, *parts)
+      else
+        @machine.sendv(@fd, @out, *parts)
+        @out.clear
+      end
+    end
+
+    # Writes a whole response; while the next pipelined request is already
+    # buffered, holds it back to go out with the next responses in one send
+    # (at the latest before the connection waits for more bytes).
+    def write_response(*parts)
+      if @buf.empty? || @out.bytesize >= OUT_MAX
+        write_raw(*parts)
+      else
+        parts.each { |part| @out << part }
+      end
     end
 
     # Up to max bytes of the body: what is buffered, else one receive.
@@ -109,14 +152,26 @@ module Uma
       env
     end
 
-    # Receives more bytes into the buffer. At EOF: false when eof_ok, else
-    # EOFError.
+    # Receives more bytes into the buffer, within seconds (see
+    # check_deadline). At EOF: false when eof_ok, else EOFError.
     def fill(seconds, eof_ok: false)
-      n = @machine.timeout(seconds, Timeout) { @machine.read(@fd, @buf, RECV, -1) }
+      write_raw unless @out.empty?
+      @deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + seconds
+      n = @machine.read(@fd, @buf, RECV, -1)
+      @deadline = nil
+      raise Timeout, "read timed out" if @timed_out
       return true if n.positive?
       raise EOFError, "client closed" unless eof_ok
 
       false
+    ensure
+      @deadline = nil
+    end
+
+    def flush_quietly
+      write_raw unless @out.empty?
+    rescue *CLOSED
+      nil
     end
 
     # One request: returns whether the connection may serve another.
@@ -126,13 +181,19 @@ module Uma
       max = @config.max_body
       raise HTTPError.for_status(413) if max && length && length > max
 
-      input = Input.new(self, length, @parser.chunked?, max)
+      chunked = @parser.chunked?
       expect = @parser.expect_continue? && env["SERVER_PROTOCOL"] == "HTTP/1.1"
-      input.expect_continue! if expect
+      if chunked || expect || (length && length.positive?)
+        input = Input.new(self, length, chunked, max)
+        input.expect_continue! if expect
+      else
+        input = EMPTY_INPUT
+      end
+      @env = env
       env["rack.input"] = input
       env["REMOTE_ADDR"] = @remote_addr if @remote_addr
-      env["rack.hijack"] = -> { hijack_io }
-      env["rack.early_hints"] = ->(headers) { early_hints(env, headers) }
+      env["rack.hijack"] = @hijack
+      env["rack.early_hints"] = @early_hints
       finished = env["rack.response_finished"] = []
       status = headers = error = nil
       @head_sent = false
@@ -179,8 +240,8 @@ module Uma
       io
     end
 
-    def early_hints(env, headers)
-      return unless env["SERVER_PROTOCOL"] == "HTTP/1.1"
+    def early_hints(headers)
+      return unless @env["SERVER_PROTOCOL"] == "HTTP/1.1"
 
       write_raw(Response.head(103, headers, ""))
     end
@@ -206,7 +267,11 @@ module Uma
         extra << "connection: close\r\n" unless keep
         head = Response.head(status, headers, extra)
         @head_sent = true
-        no_body || parts.empty? ? write_raw(head) : write_raw(head, *parts)
+        if !keep
+          no_body || parts.empty? ? write_raw(head) : write_raw(head, *parts)
+        else
+          no_body || parts.empty? ? write_response(head) : write_response(head, *parts)
+        end
       elsif body.respond_to?(:to_path)
         path = body.to_path
         extra << "content-length: #{File.size(path)}\r\n" unless headers.key?("content-length")

@@ -108,4 +108,30 @@ module Uma
       @pending << data
     end
   end
+
+  # rack.input of a request without a body: one shared, frozen object.
+  class EmptyInput
+    def read(length = nil, buffer = nil)
+      raise ArgumentError, "negative length #{length} given" if length&.negative?
+
+      buffer&.clear
+      return nil if length&.positive?
+
+      buffer || "".b
+    end
+
+    def gets = nil
+
+    def each; end
+
+    def close; end
+
+    def finished? = true
+
+    def drain; end
+
+    def continue_sent? = true
+  end
+
+  EMPTY_INPUT = EmptyInput.new.freeze
 end

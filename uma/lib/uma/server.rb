@@ -85,10 +85,17 @@ module Uma
       nil
     end
 
-    # Polls for a stop request (signal handlers only set a flag), then
-    # drains: stops accepting, ends idle connections, waits for the others.
+    # Seconds between two sweeps of the connections' read deadlines.
+    SWEEP = 0.1
+
+    # Polls for a stop request (signal handlers only set a flag) and times
+    # out slow reads, then drains: stops accepting, ends idle connections,
+    # waits for the others.
     def watch
-      @machine.sleep(0.05) until @stop_requested
+      until @stop_requested
+        @machine.sleep(SWEEP)
+        sweep
+      end
       @stopping = true
       @acceptors.each { |fiber| @machine.schedule(fiber, Stop.new) if fiber.alive? }
       deadline = now + @config.shutdown_timeout
@@ -96,7 +103,15 @@ module Uma
         late = now > deadline
         @connections.each { |c| c.stop if late || c.idle? }
         @machine.sleep(0.02)
+        sweep
       end
+    end
+
+    # One timer for every connection rather than one per read: each read
+    # notes its deadline, this shuts down the sockets past theirs.
+    def sweep
+      t = now
+      @connections.each { |c| c.check_deadline(t) }
     end
 
     def now = Process.clock_gettime(Process::CLOCK_MONOTONIC)
