@@ -11,8 +11,10 @@ class TestUmaServer < Minitest::Test
     @dir = Dir.mktmpdir("uma-test")
     @file = File.join(@dir, "static.txt")
     File.write(@file, "static file contents\n" * 1000)
+    @big_file = File.join(@dir, "big.bin")
+    File.binwrite(@big_file, Random.new(1).bytes(3_000_001))
     @finished = File.join(@dir, "finished.log")
-    @pid, @port, @out, @line = start_uma(env: { "UMA_TEST_FILE" => @file, "UMA_TEST_FINISHED" => @finished })
+    @pid, @port, @out, @line = start_uma(env: { "UMA_TEST_FILE" => @file, "UMA_TEST_BIG_FILE" => @big_file, "UMA_TEST_FINISHED" => @finished })
   end
 
   def teardown
@@ -114,6 +116,20 @@ class TestUmaServer < Minitest::Test
     res = get(@port, "/file")
     assert_equal File.read(@file), res.body
     assert_equal File.size(@file).to_s, res["content-length"]
+  end
+
+  # A large file goes out through a pipe with splice, on a keep-alive
+  # connection that then serves the next request.
+  def test_large_to_path_body_and_keep_alive
+    Net::HTTP.start("127.0.0.1", @port, read_timeout: 10) do |http|
+      2.times do
+        res = http.get("/big_file")
+        assert_equal File.size(@big_file).to_s, res["content-length"]
+        assert File.binread(@big_file) == res.body, "the file's bytes"
+      end
+      assert_equal "", http.head("/big_file").body.to_s
+      assert_equal "Hello, World!", http.get("/").body
+    end
   end
 
   def test_full_and_partial_hijack

@@ -1,5 +1,6 @@
 # frozen_string_literal: true
 
+require "fcntl"
 require "socket"
 
 module Uma
@@ -7,7 +8,11 @@ module Uma
   # app, writes responses in order (keep-alive and pipelining), then closes.
   class Connection
     RECV = 65_536
-    FILE_CHUNK = 262_144
+    # Files up to this size are read and sent with the head in one send;
+    # larger ones go from the file to the socket through a pipe (splice),
+    # never through Ruby strings.
+    SMALL_FILE = 65_536
+    PIPE_SIZE = 1_048_576
     # Responses held back for pipelined requests are sent at this size.
     OUT_MAX = 65_536
     ERROR_FIELDS = "connection: close\r\ncontent-length: 0\r\n"
@@ -55,6 +60,7 @@ module Uma
       nil
     ensure
       @server.connection_done(self)
+      close_pipe
       unless @hijacked
         flush_quietly
         @machine.close(@fd)
@@ -273,11 +279,7 @@ module Uma
           no_body || parts.empty? ? write_response(head) : write_response(head, *parts)
         end
       elsif body.respond_to?(:to_path)
-        path = body.to_path
-        extra << "content-length: #{File.size(path)}\r\n" unless headers.key?("content-length")
-        extra << "connection: close\r\n" unless keep
-        send_head(status, headers, extra)
-        send_file(path) unless no_body
+        keep = respond_file(status, headers, body.to_path, extra, keep, no_body)
       elsif body.respond_to?(:each)
         keep = stream_each(status, headers, body, extra, keep, http11, no_body)
       else
@@ -323,17 +325,75 @@ module Uma
       @head_sent = true
     end
 
-    def send_file(path)
+    # A to_path body: the head with the file's length, then the file.
+    # Returns whether keep-alive may go on (not when the file shrank).
+    def respond_file(status, headers, path, extra, keep, no_body)
       fd = @machine.open(path, UM::O_RDONLY)
-      buf = "".b
-      loop do
-        n = @machine.read(fd, buf, FILE_CHUNK)
-        break if n.zero?
-
-        write_raw(buf)
+      size = @machine.statx(fd, "", UM::AT_EMPTY_PATH, UM::STATX_SIZE)[:size]
+      extra << "content-length: #{size}\r\n" unless headers.key?("content-length")
+      extra << "connection: close\r\n" unless keep
+      head = Response.head(status, headers, extra)
+      @head_sent = true
+      if no_body || size.zero?
+        write_response(head)
+      elsif size <= SMALL_FILE
+        data = read_file(fd, size)
+        write_response(head, data)
+        keep &&= data.bytesize == size
+      else
+        write_raw(head)
+        keep &&= splice_file(fd, size)
       end
+      keep
     ensure
       @machine.close(fd) if fd
+    end
+
+    # Up to size bytes of the file (fewer if it shrank).
+    def read_file(fd, size)
+      data = +""
+      while data.bytesize < size
+        break if @machine.read(fd, data, size - data.bytesize, -1).zero?
+      end
+      data
+    end
+
+    # Sends size bytes of the file through the connection's pipe; false when
+    # the file ended early.
+    def splice_file(fd, size)
+      pipe_r, pipe_w = pipe
+      left = size
+      while left.positive?
+        n = @machine.splice(fd, pipe_w, [left, PIPE_SIZE].min)
+        return false if n.zero?
+
+        sent = 0
+        sent += @machine.splice(pipe_r, @fd, n - sent) while sent < n
+        left -= n
+      end
+      true
+    end
+
+    # The connection's pipe for splice, made at its first large file.
+    def pipe
+      @pipe ||= begin
+        r, w = UM.pipe
+        grow_pipe(w)
+        [r, w]
+      end
+    end
+
+    # A larger pipe moves a large file in fewer splices (the default is
+    # 64 KiB; beyond fs.pipe-max-size the kernel refuses, and it stays).
+    def grow_pipe(fd)
+      IO.for_fd(fd, autoclose: false).fcntl(Fcntl::F_SETPIPE_SZ, PIPE_SIZE)
+    rescue SystemCallError
+      nil
+    end
+
+    def close_pipe
+      @pipe&.each { |fd| @machine.close(fd) }
+      @pipe = nil
     end
   end
 

@@ -33,6 +33,7 @@ app = lambda do |env|
   when "/nocontent" then [204, {}, []]
   when "/notmodified" then [304, {}, []]
   when "/file" then [200, { "content-type" => "text/plain" }, FileBody.new(ENV.fetch("UMA_TEST_FILE"))]
+  when "/big_file" then [200, { "content-type" => "application/octet-stream" }, FileBody.new(ENV.fetch("UMA_TEST_BIG_FILE"))]
   when "/hijack"
     io = env["rack.hijack"].call
     io.write("HTTP/1.1 200 OK\r\ncontent-length: 8\r\nconnection: close\r\n\r\nhijacked")
