@@ -22,4 +22,5 @@ RUBY_FUNC_EXPORTED void Init_uma_ext(void) {
   uma_parser_class_init();
   uma_chunked_class_init();
   uma_response_class_init();
+  uma_peer_class_init();
 }

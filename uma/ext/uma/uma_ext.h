@@ -13,5 +13,6 @@ NORETURN(void uma_raise_status(int status));
 void uma_parser_class_init(void);
 void uma_chunked_class_init(void);
 void uma_response_class_init(void);
+void uma_peer_class_init(void);
 
 #endif

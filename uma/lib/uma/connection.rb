@@ -37,7 +37,7 @@ module Uma
       @timed_out = false
       @out = "".b
       @fiber = Fiber.current
-      @remote_addr = remote_addr
+      @remote_addr = Uma.peer_ip(fd)
       # Made once per connection, not per request.
       @hijack = -> { hijack_io }
       @early_hints = ->(headers) { early_hints(headers) }
@@ -130,15 +130,6 @@ module Uma
     end
 
     private
-
-    def remote_addr
-      sock = BasicSocket.for_fd(@fd)
-      sock.autoclose = false
-      addr = sock.remote_address
-      addr.ip? ? addr.ip_address : nil
-    rescue SystemCallError, SocketError
-      nil
-    end
 
     # The next request's env, or nil when the client closed between requests.
     def read_request

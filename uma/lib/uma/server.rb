@@ -73,16 +73,22 @@ module Uma
     private
 
     def accept_loop(listener)
+      # One accept at a time, re-armed after each connection. A multishot
+      # accept on the shared socket kept one worker in front of the kernel's
+      # wait queue: it took nearly every connection (measured against
+      # SO_REUSEPORT per worker too: see benchmark/README.md).
       until @stopping
         fd = @machine.accept(listener.fileno)
-        Fiber.schedule do
-          connection = Connection.new(self, fd)
-          @connections << connection
-          connection.run
-        end
+        Fiber.schedule { serve_connection(fd) }
       end
     rescue Stop
       nil
+    end
+
+    def serve_connection(fd)
+      connection = Connection.new(self, fd)
+      @connections << connection
+      connection.run
     end
 
     # Seconds between two sweeps of the connections' read deadlines.
