@@ -70,6 +70,28 @@ class TestUmaStrict < Minitest::Test
   ensure
     s&.close
   end
+  # The head timeout is for the whole head: a byte every 0.2 s does not
+  # stretch it.
+  def test_head_timeout_counts_from_the_first_byte
+    pid, port, = start_uma("--head-timeout", "1")
+    s = TCPSocket.new("127.0.0.1", port)
+    t0 = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    closed = false
+    "GET / HTTP/1.1\r\nHost: a\r\nX-Slow: #{"a" * 40}".each_char do |c|
+      s.write(c)
+      sleep 0.2
+    rescue Errno::EPIPE, Errno::ECONNRESET
+      closed = true
+      break
+    end
+    closed ||= Timeout.timeout(5) { s.read } == ""
+    assert closed
+    assert_operator Process.clock_gettime(Process::CLOCK_MONOTONIC) - t0, :<, 4
+    stop_uma(pid)
+  ensure
+    s&.close
+  end
+
   def test_idle_keep_alive_timeout
     pid, port, = start_uma("--idle-timeout", "0.5")
     s = TCPSocket.new("127.0.0.1", port)

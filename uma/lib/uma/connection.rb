@@ -118,7 +118,7 @@ module Uma
 
     # Up to max bytes of the body: what is buffered, else one receive.
     def take_body(max)
-      fill(@config.body_timeout) if @buf.empty?
+      fill(now + @config.body_timeout) if @buf.empty?
       data = @buf.byteslice(0, max)
       @buf = @buf.byteslice(data.bytesize..)
       data
@@ -132,28 +132,34 @@ module Uma
     private
 
     # The next request's env, or nil when the client closed between requests.
+    # The head timeout counts from its first bytes, for the whole head (a
+    # client sending a byte at a time cannot stretch it).
     def read_request
       env = @server.base_env.dup
+      head_deadline = nil
       until (len = @parser.parse(@buf, env))
         if @buf.empty?
           @idle = true
           return nil if @server.stopping?
-          got = fill(@config.idle_timeout, eof_ok: true)
+          got = fill(now + @config.idle_timeout, eof_ok: true)
           @idle = false
           return nil unless got
         else
-          fill(@config.head_timeout)
+          head_deadline ||= now + @config.head_timeout
+          fill(head_deadline)
         end
       end
       @buf = @buf.byteslice(len..)
       env
     end
 
-    # Receives more bytes into the buffer, within seconds (see
-    # check_deadline). At EOF: false when eof_ok, else EOFError.
-    def fill(seconds, eof_ok: false)
+    def now = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+
+    # Receives more bytes into the buffer by the deadline (a monotonic time;
+    # see check_deadline). At EOF: false when eof_ok, else EOFError.
+    def fill(deadline, eof_ok: false)
       write_raw unless @out.empty?
-      @deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + seconds
+      @deadline = deadline
       n = @machine.read(@fd, @buf, RECV, -1)
       @deadline = nil
       raise Timeout, "read timed out" if @timed_out
