@@ -501,8 +501,14 @@ VALUE um_ssl_read_raw(VALUE machine, VALUE sock, void *ptr, size_t len) {
   return um_ssl_read_once(um_ssl_set_bio(machine, sock), sock, ptr, len, Qnil);
 }
 
+// One ssl_read hands out what OpenSSL has decrypted: a record or a few, of
+// 16 KiB each. The buffer is grown for at most this much, not for maxlen: a
+// huge maxlen grew (and zeroed) a 2 GiB IO::Buffer first, seconds per call.
+#define UM_SSL_READ_MAX (1 << 20)
+
 VALUE um_ssl_read(VALUE machine, VALUE sock, VALUE buffer, size_t maxlen) {
   SSL *ssl = um_ssl_set_bio(machine, sock);
+  if (maxlen > UM_SSL_READ_MAX) maxlen = UM_SSL_READ_MAX;
   ssize_t offset = 0;
   void *ptr = um_buffer_for_read(buffer, maxlen, &offset);
   VALUE ret = um_ssl_read_once(ssl, sock, ptr, maxlen, buffer);

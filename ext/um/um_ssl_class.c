@@ -19,8 +19,9 @@ static VALUE um_install_ssl_bio_m(VALUE self, VALUE sock) {
 /*
  * call-seq: ssl_read(ssl_socket, buffer, maxlen) -> Integer
  *
- * Reads up to +maxlen+ bytes of decrypted data into the buffer (a String,
- * which is resized to what was read, or an IO::Buffer); returns the count,
+ * Reads up to +maxlen+ bytes (at most 1 MiB a call) of decrypted data into
+ * the buffer (a String, which is resized to what was read, or an
+ * IO::Buffer, grown as needed); returns the count,
  * 0 at EOF (close_notify, or the peer closing the connection), 0 at once
  * for a +maxlen+ of 0. The record I/O runs on the machine; installs its BIO
  * on the socket if needed. Several fibers may read and write the same
