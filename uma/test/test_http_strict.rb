@@ -59,65 +59,67 @@ class TestUmaStrict < Minitest::Test
     assert_match(/\AHTTP\/1.1 413 /, out)
   end
 
-  def test_slowloris_head_timeout
-    pid, port, = start_uma("--head-timeout", "0.5")
-    s = TCPSocket.new("127.0.0.1", port)
-    s.write("GET / HTTP/1.1\r\nHo")
-    t0 = Process.clock_gettime(Process::CLOCK_MONOTONIC)
-    assert_equal "", Timeout.timeout(5) { s.read }
-    assert_operator Process.clock_gettime(Process::CLOCK_MONOTONIC) - t0, :<, 3
+  def now = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+
+  # Seconds from now until the server closes the socket without answering.
+  def seconds_until_closed(sock)
+    t0 = now
+    assert_equal "", Timeout.timeout(5) { sock.read }
+    now - t0
+  end
+
+  # A server with the options, a socket to it; stops the server after.
+  def with_connection(*options)
+    pid, port, = start_uma(*options)
+    sock = TCPSocket.new("127.0.0.1", port)
+    yield sock, port
     stop_uma(pid)
   ensure
-    s&.close
+    sock&.close
   end
+
+  def test_slowloris_head_timeout
+    with_connection("--head-timeout", "0.5") do |s|
+      s.write("GET / HTTP/1.1\r\nHo")
+      assert_operator seconds_until_closed(s), :<, 3
+    end
+  end
+
   # The head timeout is for the whole head: a byte every 0.2 s does not
   # stretch it.
   def test_head_timeout_counts_from_the_first_byte
-    pid, port, = start_uma("--head-timeout", "1")
-    s = TCPSocket.new("127.0.0.1", port)
-    t0 = Process.clock_gettime(Process::CLOCK_MONOTONIC)
-    closed = false
-    "GET / HTTP/1.1\r\nHost: a\r\nX-Slow: #{"a" * 40}".each_char do |c|
-      s.write(c)
-      sleep 0.2
-    rescue Errno::EPIPE, Errno::ECONNRESET
-      closed = true
-      break
+    with_connection("--head-timeout", "1") do |s|
+      t0 = now
+      closed = false
+      "GET / HTTP/1.1\r\nHost: a\r\nX-Slow: #{"a" * 40}".each_char do |c|
+        s.write(c)
+        sleep 0.2
+      rescue Errno::EPIPE, Errno::ECONNRESET
+        closed = true
+        break
+      end
+      seconds_until_closed(s) unless closed
+      assert_operator now - t0, :<, 4
     end
-    closed ||= Timeout.timeout(5) { s.read } == ""
-    assert closed
-    assert_operator Process.clock_gettime(Process::CLOCK_MONOTONIC) - t0, :<, 4
-    stop_uma(pid)
-  ensure
-    s&.close
   end
 
   def test_idle_keep_alive_timeout
-    pid, port, = start_uma("--idle-timeout", "0.5")
-    s = TCPSocket.new("127.0.0.1", port)
-    s.write("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-    assert_equal "Hello, World!", read_response(s)[1]
-    t0 = Process.clock_gettime(Process::CLOCK_MONOTONIC)
-    assert_equal "", Timeout.timeout(5) { s.read }
-    waited = Process.clock_gettime(Process::CLOCK_MONOTONIC) - t0
-    assert_operator waited, :>=, 0.4
-    assert_operator waited, :<, 3
-    stop_uma(pid)
-  ensure
-    s&.close
+    with_connection("--idle-timeout", "0.5") do |s|
+      s.write("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+      assert_equal "Hello, World!", read_response(s)[1]
+      waited = seconds_until_closed(s)
+      assert_operator waited, :>=, 0.4
+      assert_operator waited, :<, 3
+    end
   end
 
   def test_body_read_timeout
-    pid, port, = start_uma("--body-timeout", "0.5")
-    s = TCPSocket.new("127.0.0.1", port)
-    s.write("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc")
-    t0 = Process.clock_gettime(Process::CLOCK_MONOTONIC)
-    assert_equal "", Timeout.timeout(5) { s.read }
-    assert_operator Process.clock_gettime(Process::CLOCK_MONOTONIC) - t0, :<, 3
-    # The worker goes on.
-    assert_equal "Hello, World!", raw(port, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")[/\r\n\r\n(.*)\z/m, 1]
-    stop_uma(pid)
-  ensure
-    s&.close
+    with_connection("--body-timeout", "0.5") do |s, port|
+      s.write("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc")
+      assert_operator seconds_until_closed(s), :<, 3
+      # The worker goes on.
+      out = raw(port, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+      assert out.end_with?("\r\n\r\nHello, World!"), out
+    end
   end
 end
