@@ -101,6 +101,18 @@ class TestUmaCLI < Minitest::Test
     assert_equal 0, Timeout.timeout(20) { Process.wait2(pid)[1] }.exitstatus
   end
 
+  # The README's example app.
+  def test_example_app
+    _pid, port, = start_uma(app: File.join(ROOT, "examples/app.ru"))
+    assert_equal "Hello from Uma on io_uring!\n", get(port, "/").body
+    res = Net::HTTP.start("127.0.0.1", port) { |http| http.post("/echo", "hello") }
+    assert_equal "hello", res.body
+    res = get(port, "/stream")
+    assert_equal "chunked", res["transfer-encoding"]
+    assert_equal "piece 1\npiece 2\npiece 3\n", res.body
+    assert_equal "404", get(port, "/nowhere").code
+  end
+
   def test_rackup_handler
     port = free_port
     r, w = IO.pipe
