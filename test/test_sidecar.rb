@@ -25,9 +25,9 @@ class SidecarTest < UMTestCase
   # pthread_join returns once the thread has cleared its tid, a moment
   # before the kernel removes it from /proc/self/task.
   def sidecars_back_to?(count)
-    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 5
+    deadline = monotonic + 5
     until sidecar_count == count
-      return false if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+      return false if monotonic > deadline
 
       sleep 0.01
     end

@@ -13,6 +13,9 @@ module Uma
 
   # A problem with the server's own setup (address, config.ru, option).
   class Error < StandardError; end
+
+  # Monotonic seconds, for deadlines.
+  def self.now = Process.clock_gettime(Process::CLOCK_MONOTONIC)
 end
 
 require_relative "uma/version"

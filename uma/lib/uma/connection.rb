@@ -35,6 +35,7 @@ module Uma
       @idle = false
       @deadline = nil
       @timed_out = false
+      @stopped = false
       @out = "".b
       @fiber = Fiber.current
       @remote_addr = Uma.peer_ip(fd)
@@ -118,7 +119,7 @@ module Uma
 
     # Up to max bytes of the body: what is buffered, else one receive.
     def take_body(max)
-      fill(now + @config.body_timeout) if @buf.empty?
+      fill(Uma.now + @config.body_timeout) if @buf.empty?
       data = @buf.byteslice(0, max)
       @buf = @buf.byteslice(data.bytesize..)
       data
@@ -141,11 +142,11 @@ module Uma
         if @buf.empty?
           @idle = true
           return nil if @server.stopping?
-          got = fill(now + @config.idle_timeout, eof_ok: true)
+          got = fill(Uma.now + @config.idle_timeout, eof_ok: true)
           @idle = false
           return nil unless got
         else
-          head_deadline ||= now + @config.head_timeout
+          head_deadline ||= Uma.now + @config.head_timeout
           fill(head_deadline)
         end
       end
@@ -153,15 +154,12 @@ module Uma
       env
     end
 
-    def now = Process.clock_gettime(Process::CLOCK_MONOTONIC)
-
     # Receives more bytes into the buffer by the deadline (a monotonic time;
     # see check_deadline). At EOF: false when eof_ok, else EOFError.
     def fill(deadline, eof_ok: false)
-      write_raw unless @out.empty?
+      flush
       @deadline = deadline
       n = @machine.read(@fd, @buf, RECV, -1)
-      @deadline = nil
       raise Timeout, "read timed out" if @timed_out
       return true if n.positive?
       raise EOFError, "client closed" unless eof_ok
@@ -171,8 +169,13 @@ module Uma
       @deadline = nil
     end
 
-    def flush_quietly
+    # Sends the responses held back, if any.
+    def flush
       write_raw unless @out.empty?
+    end
+
+    def flush_quietly
+      flush
     rescue *CLOSED
       nil
     end
@@ -270,11 +273,7 @@ module Uma
         extra << "connection: close\r\n" unless keep
         head = Response.head(status, headers, extra)
         @head_sent = true
-        if !keep
-          no_body || parts.empty? ? write_raw(head) : write_raw(head, *parts)
-        else
-          no_body || parts.empty? ? write_response(head) : write_response(head, *parts)
-        end
+        no_body ? write_response(head) : write_response(head, *parts)
       elsif body.respond_to?(:to_path)
         keep = respond_file(status, headers, body.to_path, extra, keep, no_body)
       elsif body.respond_to?(:each)

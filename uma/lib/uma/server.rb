@@ -76,7 +76,7 @@ module Uma
       # One accept at a time, re-armed after each connection. A multishot
       # accept on the shared socket kept one worker in front of the kernel's
       # wait queue: it took nearly every connection (measured against
-      # SO_REUSEPORT per worker too: see benchmark/README.md).
+      # SO_REUSEPORT per worker too: see uma/README.md, "Accepting").
       until @stopping
         fd = @machine.accept(listener.fileno)
         Fiber.schedule { serve_connection(fd) }
@@ -104,9 +104,9 @@ module Uma
       end
       @stopping = true
       @acceptors.each { |fiber| @machine.schedule(fiber, Stop.new) if fiber.alive? }
-      deadline = now + @config.shutdown_timeout
+      deadline = Uma.now + @config.shutdown_timeout
       until @connections.empty?
-        late = now > deadline
+        late = Uma.now > deadline
         @connections.each { |c| c.stop if late || c.idle? }
         @machine.sleep(0.02)
         sweep
@@ -116,10 +116,8 @@ module Uma
     # One timer for every connection rather than one per read: each read
     # notes its deadline, this shuts down the sockets past theirs.
     def sweep
-      t = now
-      @connections.each { |c| c.check_deadline(t) }
+      now = Uma.now
+      @connections.each { |c| c.check_deadline(now) }
     end
-
-    def now = Process.clock_gettime(Process::CLOCK_MONOTONIC)
   end
 end
