@@ -88,10 +88,7 @@ class UringMachine
     raise ArgumentError, "no block given" unless block
     raise TypeError, "#{klass.inspect} is not a Fiber class" unless klass.is_a?(Class) && klass <= Fiber
 
-    machine = self
-    fiber = klass.new(blocking: false) do |start_value|
-      machine.__send__(:run_fiber, Fiber.current, block, start_value)
-    end
+    fiber = klass.new(blocking: false, &fiber_body(block))
     live_fibers << fiber
     fiber
   end
@@ -113,9 +110,8 @@ class UringMachine
     finish_fiber(fiber, result)
   end
 
-  # Records the result, wakes the joiners, then switches away for good: a
-  # fiber switched to by transfer must never return, or Ruby would resume
-  # the thread's root fiber out of turn.
+  # Records the result and wakes the joiners. The fiber then ends, or parks
+  # (see ext/um/um_fiber.c).
   #
   # The joiners may belong to other threads' machines: marking the fiber done
   # and counting down its joins happen under JOIN_LOCK, as does a joiner's
@@ -130,6 +126,12 @@ class UringMachine
       end
     end
     live_fibers.delete(fiber)
+  end
+
+  # A finished fiber that cannot end switches away for good: a fiber
+  # switched to by transfer that returns would make Ruby resume another
+  # fiber out of turn.
+  def park_fiber
     loop { switch_away }
   end
 

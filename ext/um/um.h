@@ -139,8 +139,12 @@ struct um {
 
   VALUE thread;            // owning thread
   VALUE main_fiber;        // the fiber that created the machine
+  bool main_fiber_spun;    // ...was itself spun by a machine (um_fiber.c)
+  bool main_waiting;       // the main fiber is suspended in this machine's switch
   unsigned fork_generation; // a change means we are in a forked child
-  unsigned direct_streak;  // scheduler I/O attempts done without a switch in a row
+  unsigned direct_streak;  // direct I/O attempts done without a switch in a row (um_direct.c)
+  uint8_t *fd_kinds;       // what each fd is, as far as the machine knows (um_direct.c)
+  size_t fd_kinds_len;
 
   struct um_op *runqueue_head, *runqueue_tail;
   struct um_op *free_ops;
@@ -261,8 +265,31 @@ struct um_transfer {
   int flags;              // recv/send flags
   bool once;              // one attempt that does not wait (RWF_NOWAIT, MSG_DONTWAIT): EAGAIN is returned
   bool no_raise;          // a failure returns -errno instead of raising
+  bool regular_file;      // the fd is known to be a regular file (small writes are done inline)
 };
 VALUE um_transfer(struct um *m, const struct um_transfer *t);
+
+// um_fiber.c: the body of spun fibers and their end.
+bool um_fiber_spun_p(VALUE fiber);
+bool um_switched_by_end(struct um *m);
+void um_account_cpu_time(struct um *m, VALUE current);
+
+// um_direct.c: transfers done as syscalls that cannot wait, on a busy machine.
+// Past this many ops in use (in the kernel, waiting to be submitted, or on
+// the runqueue) a transfer first tries the fd directly.
+#define UM_DIRECT_OPS 256
+// How many direct attempts may succeed in a row without a fiber switch.
+#define UM_DIRECT_STREAK_MAX 64
+bool um_direct_wanted(struct um *m);
+long um_direct_transfer(enum um_op_kind kind, int fd, void *ptr, size_t len, int64_t file_offset, int flags);
+bool um_direct_short_file_read(int fd, long n, size_t len);
+// Writes to regular files of up to this many bytes are done inline.
+#define UM_INLINE_WRITE_MAX 65536
+void um_fd_learn(struct um *m, int fd);
+void um_fd_forget(struct um *m, int fd);
+void um_fd_kinds_free(struct um *m);
+bool um_fd_regular_p(struct um *m, int fd);
+long um_inline_write(int fd, const void *ptr, size_t len, int64_t file_offset, bool nowait);
 VALUE um_transfer_raw(struct um *m, enum um_op_kind kind, int fd, void *ptr, size_t count, bool once, int32_t *res);
 VALUE um_open(struct um *m, VALUE path, int flags, mode_t mode);
 VALUE um_read(struct um *m, int fd, VALUE buffer, ssize_t maxlen, ssize_t buffer_offset, int64_t file_offset);
@@ -333,6 +360,7 @@ void Init_um_class(void);
 void Init_um_async_op(void);
 void Init_um_const(void);
 void Init_um_sched(void);
+void Init_um_fiber(void);
 void Init_um_net_class(void);
 void Init_um_sync_class(void);
 void Init_um_multishot_class(void);

@@ -49,6 +49,7 @@ void um_unref(struct um *m) {
   um_ring_teardown(m);
   um_pool_free(m);
   um_ops_free_all(m);
+  um_fd_kinds_free(m);
   free(m);
 }
 
@@ -186,6 +187,7 @@ static VALUE um_initialize(int argc, VALUE *argv, VALUE self) {
 
   RB_OBJ_WRITE(self, &m->thread, rb_thread_current());
   RB_OBJ_WRITE(self, &m->main_fiber, rb_fiber_current());
+  m->main_fiber_spun = um_fiber_spun_p(m->main_fiber);
   if (sidecar && sqpoll) rb_raise(rb_eArgError, "sidecar and sqpoll cannot be combined");
 
   m->fork_generation = um_fork_generation;

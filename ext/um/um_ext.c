@@ -4,6 +4,7 @@
 void Init_um_ext(void) {
   Init_um_class();
   Init_um_sched();
+  Init_um_fiber();
   Init_um_buffer();
   Init_um_async_op();
   Init_um_const();

@@ -11,6 +11,7 @@
 #include <ruby/io/buffer.h>
 
 static VALUE sym_read, sym_write;
+static ID id_regular_file;
 
 // The fd's file type (S_IFREG, S_IFIFO...), 0 when fstat fails.
 static mode_t um_fd_type(int fd) {
@@ -23,6 +24,20 @@ static mode_t um_fd_type(int fd) {
 static bool um_unseekable(int fd) {
   mode_t type = um_fd_type(fd);
   return type == S_IFIFO || type == S_IFSOCK;
+}
+
+// Whether the IO's fd is a regular file: stated on the first ask, then
+// remembered in the IO (under a name Ruby code cannot see). An IO keeps its
+// fd for life (IO#reopen aside, which keeps the number for another file:
+// the answer can then be stale for a File reopened on a pipe).
+static bool um_io_regular_file_p(VALUE io, int fd) {
+  if (!RB_TYPE_P(io, T_FILE)) return um_fd_type(fd) == S_IFREG;
+  VALUE known = rb_attr_get(io, id_regular_file);
+  if (NIL_P(known)) {
+    known = um_fd_type(fd) == S_IFREG ? Qtrue : Qfalse;
+    if (!OBJ_FROZEN(io)) rb_ivar_set(io, id_regular_file, known);
+  }
+  return known == Qtrue;
 }
 
 // Whether an attempt that found nothing ready (or could not be made without
@@ -40,24 +55,16 @@ static bool um_must_wait(int fd) {
 // Ruby calls io_write inside the IO's write lock, and each unlock walks the
 // list of mutexes the thread holds: with thousands of fibers suspended in
 // their writes, unlocking comes to dominate (10,000 pipes: 8 s, against
-// 0.7 s when the attempts do not suspend). So past this many ops in use
-// (in the kernel, waiting to be submitted, or on the runqueue), one-attempt
-// transfers are syscalls that complete without a switch; below it the
-// ring's batching is faster.
-#define UM_DIRECT_OPS 256
-
-// How many one-attempt transfers in a row may be done as plain syscalls
-// without a fiber switch on the machine (a switch resets the count); the
-// next goes through the ring and lets the other fibers run.
-#define UM_DIRECT_STREAK_MAX 64
+// 0.7 s when the attempts do not suspend). So a busy machine makes
+// one-attempt transfers syscalls that complete without a switch
+// (um_direct.c); otherwise the ring's batching is faster.
 
 // One attempt that cannot wait, as a syscall: preadv2/pwritev2 with
 // RWF_NOWAIT, or for an O_NONBLOCK fd whose file takes no RWF_NOWAIT (a
 // tty, for one) a plain read or write. Returns bytes or -errno.
 static long um_syscall_attempt(bool read_dir, int fd, char *ptr, size_t len, bool plain) {
-  struct iovec iov = { .iov_base = ptr, .iov_len = len };
-  ssize_t n = plain ? (read_dir ? read(fd, ptr, len) : write(fd, ptr, len))
-    : (read_dir ? preadv2(fd, &iov, 1, -1, RWF_NOWAIT) : pwritev2(fd, &iov, 1, -1, RWF_NOWAIT));
+  if (!plain) return um_direct_transfer(read_dir ? OP_READ : OP_WRITE, fd, ptr, len, -1, 0);
+  ssize_t n = read_dir ? read(fd, ptr, len) : write(fd, ptr, len);
   return n >= 0 ? (long)n : (errno == EWOULDBLOCK ? -EAGAIN : -errno);
 }
 
@@ -77,6 +84,7 @@ static VALUE um_fiber_scheduler_done_waiting_on(VALUE self, VALUE io, VALUE fibe
 
 struct um_transfer_loop {
   struct um *m;
+  bool regular_file;
   VALUE io; // noted as waited on (for IO#close) once the loop waits; nil: never
   VALUE fiber;
   bool noted;
@@ -107,7 +115,8 @@ static VALUE um_transfer_loop_run(VALUE arg) {
     struct um_transfer t = {
       .kind = l->read_dir ? OP_READ : OP_WRITE, .fd = l->fd, .buffer = l->buffer,
       .len = (ssize_t)(l->size - offset), .buffer_offset = (ssize_t)offset,
-      .file_offset = l->from < 0 ? -1 : l->from + (int64_t)total, .once = l->once, .no_raise = true
+      .file_offset = l->from < 0 ? -1 : l->from + (int64_t)total, .once = l->once, .no_raise = true,
+      .regular_file = l->regular_file
     };
     VALUE ret = um_transfer(l->m, &t);
     // Woken by something that is not an exception: Ruby retries on EINTR.
@@ -132,20 +141,21 @@ static VALUE um_transfer_loop_ensure(VALUE arg) {
 }
 
 /*
- * call-seq: transfer(machine, direction, fd, buffer, length, offset, from, io) -> Integer
+ * call-seq: transfer(machine, direction, fd, buffer, length, offset, from, io, note) -> Integer
  *
  * Private: the loop of the io_read/io_write/io_pread/io_pwrite hooks.
  * Transfers between the IO::Buffer (from +offset+) and the fd until at
  * least +length+ bytes moved (0: one attempt, which answers -EAGAIN rather
  * than waiting on an O_NONBLOCK pipe, socket or device), EOF, or the
  * buffer's end; +from+ is the file offset (-1: the current position).
- * While it waits, the fiber is noted as waiting on +io+ (nil: not noted).
+ * While it waits, the fiber is noted as waiting on +io+ when +note+ is
+ * true. Small writes to an +io+ on a regular file are done inline.
  * Returns the bytes moved, or -errno when nothing moved.
  */
 static VALUE um_fiber_scheduler_transfer(int argc, VALUE *argv, VALUE self) {
-  rb_check_arity(argc, 8, 8);
+  rb_check_arity(argc, 9, 9);
   VALUE machine = argv[0], direction = argv[1], fd_v = argv[2], buffer = argv[3];
-  VALUE length_v = argv[4], offset_v = argv[5], from_v = argv[6], io = argv[7];
+  VALUE length_v = argv[4], offset_v = argv[5], from_v = argv[6], io = argv[7], note = argv[8];
   struct um *m = um_get_machine(machine);
   if (direction != sym_read && direction != sym_write)
     rb_raise(rb_eArgError, "direction must be :read or :write");
@@ -168,14 +178,15 @@ static VALUE um_fiber_scheduler_transfer(int argc, VALUE *argv, VALUE self) {
   else rb_io_buffer_get_bytes_for_reading(buffer, (const void **)&base, &size);
   if (offset > size) rb_raise(rb_eArgError, "offset %zu is beyond the buffer's %zu bytes", offset, size);
   if (from >= 0 && um_unseekable(fd)) return INT2NUM(-ESPIPE);
+  // Small writes to regular files are done inline (um_direct.c).
+  bool regular_file = !read_dir && um_io_regular_file_p(io, fd);
 
   // Length 0 asks for one attempt. It does not wait: Ruby answers EAGAIN
   // itself, with #io_wait and another attempt (readpartial, write) or an
   // IO::WaitReadable (read_nonblock). With many ops in use the attempt is a
   // syscall (see UM_DIRECT_OPS); otherwise a ring op that does not wait.
   bool once = length == 0;
-  if (once && from < 0 && m->metrics.ops_allocated - m->metrics.ops_free >= UM_DIRECT_OPS &&
-      m->direct_streak < UM_DIRECT_STREAK_MAX) {
+  if (once && from < 0 && !regular_file && um_direct_wanted(m)) {
     long n = um_syscall_attempt(read_dir, fd, (char *)base + offset, size - offset, false);
     if (!um_attempt_must_wait(&n, read_dir, fd, (char *)base + offset, size - offset)) {
       if (n != -EAGAIN) m->direct_streak++;
@@ -185,7 +196,7 @@ static VALUE um_fiber_scheduler_transfer(int argc, VALUE *argv, VALUE self) {
   }
 
   struct um_transfer_loop l = {
-    .m = m, .io = io, .fiber = Qnil, .noted = false, .read_dir = read_dir, .once = once, .fd = fd,
+    .m = m, .io = RTEST(note) ? io : Qnil, .regular_file = regular_file, .fiber = Qnil, .noted = false, .read_dir = read_dir, .once = once, .fd = fd,
     .buffer = buffer, .base = base, .size = size, .length = length, .offset = offset, .from = from
   };
   VALUE ret = rb_ensure(um_transfer_loop_run, (VALUE)&l, um_transfer_loop_ensure, (VALUE)&l);
@@ -383,6 +394,7 @@ static VALUE um_fiber_scheduler_raise_now(VALUE self, VALUE machine, VALUE fiber
 }
 
 void Init_um_fiber_scheduler_class(void) {
+  id_regular_file = rb_intern("__um_regular_file");
   sym_read = ID2SYM(rb_intern("read"));
   sym_write = ID2SYM(rb_intern("write"));
   id_blocked = rb_intern("__um_blocked"); // no @: invisible to Ruby code

@@ -69,12 +69,32 @@ static void um_prep_transfer(struct io_uring_sqe *sqe, enum um_op_kind kind, int
   }
 }
 
+// The direct attempt of a transfer (um_direct.c): true with *res set when
+// it is the answer, false when the transfer must go through the ring. A
+// short read of a regular file is completed by the ring: *done is what the
+// attempt read, the ring reads the rest.
+static bool um_transfer_direct(struct um *m, const struct um_transfer *t, void *ptr, size_t count,
+    int32_t *res, size_t *done) {
+  long n = um_direct_transfer(t->kind, t->fd, ptr, count, t->file_offset, t->flags);
+  if (n == -EOPNOTSUPP) return false;
+  if (n == -EAGAIN) return t->once || (t->flags & MSG_DONTWAIT) ? (*res = (int32_t)n, true) : false;
+  m->direct_streak++;
+  if (t->kind == OP_READ && !t->once && um_direct_short_file_read(t->fd, n, count)) {
+    *done = (size_t)n;
+    return false;
+  }
+  *res = (int32_t)n;
+  return true;
+}
+
 // One read, write, recv or send between the buffer and the fd. io_uring
 // answers EAGAIN on an O_NONBLOCK fd instead of waiting: the transfer is
-// retried once the fd is ready (unless MSG_DONTWAIT asked for EAGAIN).
+// retried once the fd is ready (unless MSG_DONTWAIT asked for EAGAIN). A
+// busy machine tries the fd directly first (um_direct.c).
 VALUE um_transfer(struct um *m, const struct um_transfer *t) {
   bool reading = t->kind == OP_READ || t->kind == OP_RECV;
   VALUE buffer = reading ? t->buffer : um_buffer_stable(t->buffer);
+  bool direct = um_direct_wanted(m);
   while (true) {
     ssize_t offset = t->buffer_offset;
     size_t count;
@@ -84,13 +104,6 @@ VALUE um_transfer(struct um *m, const struct um_transfer *t) {
     if (reading) {
       count = (size_t)t->len;
       ptr = um_buffer_for_read(buffer, count, &offset);
-      // Memory that cannot be pinned (an IO::Buffer slice or external
-      // buffer) is read into a String of the op's own, copied in after.
-      if (um_buffer_needs_bounce(buffer)) {
-        bounce = rb_str_buf_new((long)count);
-        ptr = RSTRING_PTR(bounce);
-      }
-      else if (um_buffer_lock(buffer)) flags |= OP_F_LOCKED;
     }
     else {
       size_t size;
@@ -104,20 +117,50 @@ VALUE um_transfer(struct um *m, const struct um_transfer *t) {
       count = t->len < 0 ? size : (size_t)t->len;
     }
 
-    struct um_op *op = um_op_new(m, t->kind, flags);
-    um_op_set_buffer(m, op, buffer);
-    if (!NIL_P(bounce)) RB_OBJ_WRITE(m->self, &op->extra, bounce);
-    struct io_uring_sqe *sqe = um_get_sqe(m, op);
-    um_prep_transfer(sqe, t->kind, t->fd, ptr, count, t->file_offset, t->flags, t->once);
-
     int32_t res;
-    VALUE v = um_op_await(m, op, &res);
-    if (v != Qundef) return v;
-    if (res == -EAGAIN && !(t->flags & MSG_DONTWAIT) && !t->once) {
-      v = um_wait_ready(m, t->fd, reading ? POLLIN : POLLOUT);
-      if (v != Qundef) return v;
-      continue;
+    size_t done = 0;
+    if (t->kind == OP_WRITE && count <= UM_INLINE_WRITE_MAX && (t->regular_file || um_fd_regular_p(m, t->fd))) {
+      long n = um_inline_write(t->fd, ptr, count, t->file_offset, !t->regular_file);
+      if (n != -EAGAIN || t->once) {
+        res = (int32_t)n;
+        goto done;
+      }
     }
+    if (!(direct && um_transfer_direct(m, t, ptr, count, &res, &done))) {
+      direct = false; // once it must wait, the transfer stays on the ring
+      // Memory that cannot be pinned (an IO::Buffer slice or external
+      // buffer) is read into a String of the op's own, copied in after.
+      if (reading && um_buffer_needs_bounce(buffer)) {
+        bounce = rb_str_buf_new((long)(count - done));
+        ptr = RSTRING_PTR(bounce);
+      }
+      else {
+        if (reading && um_buffer_lock(buffer)) flags |= OP_F_LOCKED;
+        ptr = (char *)ptr + done;
+      }
+
+      struct um_op *op = um_op_new(m, t->kind, flags);
+      um_op_set_buffer(m, op, buffer);
+      if (!NIL_P(bounce)) RB_OBJ_WRITE(m->self, &op->extra, bounce);
+      struct io_uring_sqe *sqe = um_get_sqe(m, op);
+      int64_t file_offset = t->file_offset < 0 ? -1 : t->file_offset + (int64_t)done;
+      um_prep_transfer(sqe, t->kind, t->fd, ptr, count - done, file_offset, t->flags, t->once);
+
+      VALUE v = um_op_await(m, op, &res);
+      if (v != Qundef) return v;
+      if (res == -EAGAIN && !done && !(t->flags & MSG_DONTWAIT) && !t->once) {
+        v = um_wait_ready(m, t->fd, reading ? POLLIN : POLLOUT);
+        if (v != Qundef) return v;
+        continue;
+      }
+      if (done) {
+        // The bytes of the direct attempt are read whatever the rest gave.
+        if (!NIL_P(bounce) && res > 0) um_buffer_bounce_in(buffer, offset + (ssize_t)done, bounce, res);
+        res = (int32_t)done + (res > 0 ? res : 0);
+        bounce = Qnil;
+      }
+    }
+  done:
     if (res < 0 && t->no_raise) return INT2NUM(res);
     um_raise_on_error(res, um_transfer_name(t->kind));
     if (!NIL_P(bounce)) um_buffer_bounce_in(buffer, offset, bounce, res);
@@ -255,7 +298,9 @@ VALUE um_open(struct um *m, VALUE path, int flags, mode_t mode) {
   RB_OBJ_WRITE(m->self, &op->extra, str);
   struct io_uring_sqe *sqe = um_get_sqe(m, op);
   io_uring_prep_openat(sqe, AT_FDCWD, RSTRING_PTR(str), flags, mode);
-  return um_op_result(m, op, "open");
+  VALUE v = um_op_result(m, op, "open");
+  if (FIXNUM_P(v)) um_fd_learn(m, FIX2INT(v));
+  return v;
 }
 
 // Ruby's own fds (the timer thread's pipe or eventfd, rb_reserved_fd_p) and
@@ -270,6 +315,7 @@ static void um_check_closable(struct um *m, int fd) {
 
 VALUE um_close(struct um *m, int fd) {
   um_check_closable(m, fd);
+  um_fd_forget(m, fd);
   struct um_op *op = um_op_new(m, OP_CLOSE, 0);
   struct io_uring_sqe *sqe = um_get_sqe(m, op);
   io_uring_prep_close(sqe, fd);
@@ -281,6 +327,7 @@ VALUE um_close(struct um *m, int fd) {
 // in metrics as an async error).
 VALUE um_close_async(struct um *m, int fd) {
   um_check_closable(m, fd);
+  um_fd_forget(m, fd);
   struct io_uring_sqe *sqe = um_get_sqe(m, NULL);
   io_uring_prep_close(sqe, fd);
   sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;

@@ -68,7 +68,7 @@ struct um_op *um_runqueue_shift(struct um *m) {
   return op;
 }
 
-static void um_account_cpu_time(struct um *m, VALUE current) {
+void um_account_cpu_time(struct um *m, VALUE current) {
   double now = um_thread_cpu_time();
   VALUE acc = rb_ivar_get(current, id_cpu_time);
   double total = (NIL_P(acc) ? 0.0 : NUM2DBL(acc)) + (now - m->last_cpu_time);
@@ -87,6 +87,33 @@ double um_fiber_cpu_time(struct um *m, VALUE fiber) {
   if (m->profile_mode && fiber == rb_fiber_current())
     total += um_thread_cpu_time() - m->last_cpu_time;
   return total;
+}
+
+static VALUE um_transfer_protected(VALUE arg) {
+  VALUE *args = (VALUE *)arg;
+  return rb_fiber_transfer(args[0], 1, &args[1]);
+}
+
+// Transfers to the fiber; returns the value the current fiber is switched
+// back to with. While the main fiber is away, m->main_waiting says so
+// (um_fiber.c), cleared however it comes back (an interrupt raises here).
+static VALUE um_transfer_to(struct um *m, VALUE current, VALUE fiber, VALUE value) {
+  if (current != m->main_fiber) {
+    VALUE ret = rb_fiber_transfer(fiber, 1, &value);
+    RB_GC_GUARD(fiber);
+    RB_GC_GUARD(value);
+    return ret;
+  }
+
+  VALUE args[2] = { fiber, value };
+  int state = 0;
+  m->main_waiting = true;
+  VALUE ret = rb_protect(um_transfer_protected, (VALUE)args, &state);
+  m->main_waiting = false;
+  if (state) rb_jump_tag(state);
+  RB_GC_GUARD(args[0]);
+  RB_GC_GUARD(args[1]);
+  return ret;
 }
 
 // Runs the next runqueue entry; returns when someone transfers back to the
@@ -112,9 +139,8 @@ VALUE um_switch(struct um *m) {
       if (m->profile_mode) um_account_cpu_time(m, current);
       if (fiber == current) return value;
 
-      VALUE ret = rb_fiber_transfer(fiber, 1, &value);
-      RB_GC_GUARD(fiber);
-      RB_GC_GUARD(value);
+      VALUE ret = um_transfer_to(m, current, fiber, value);
+      if (um_switched_by_end(m)) continue;
       return ret;
     }
     m->switch_count = 0;
@@ -143,9 +169,10 @@ VALUE um_transfer_now(struct um *m, VALUE fiber, VALUE value) {
   m->metrics.total_switches++;
   m->direct_streak = 0;
   if (m->profile_mode) um_account_cpu_time(m, current);
-  VALUE ret = rb_fiber_transfer(fiber, 1, &value);
-  RB_GC_GUARD(fiber);
-  RB_GC_GUARD(value);
+  VALUE ret = um_transfer_to(m, current, fiber, value);
+  // The fiber ended at once and Ruby switched back here: the calling
+  // fiber's entry heads the runqueue.
+  if (um_switched_by_end(m)) ret = um_switch(m);
   return um_raise_if_exception(ret);
 }
 

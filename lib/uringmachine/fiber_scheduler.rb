@@ -419,11 +419,10 @@ class UringMachine
     def buffered_io(io, direction, buffer, length, offset, from)
       fd = io.fileno
       seconds = io.timeout
-      noted = NOTE_IO_WAITS ? io : nil
-      return transfer(machine, direction, fd, buffer, length, offset, from, noted) if seconds.nil?
+      return transfer(machine, direction, fd, buffer, length, offset, from, io, NOTE_IO_WAITS) if seconds.nil?
 
       machine.timeout(seconds, ::IO::TimeoutError.new("Blocking operation timed out!")) do
-        transfer(machine, direction, fd, buffer, length, offset, from, noted)
+        transfer(machine, direction, fd, buffer, length, offset, from, io, NOTE_IO_WAITS)
       end
     end
 
