@@ -37,7 +37,7 @@ module Bench
       runs, tables = main_scenarios
       medians = runs.transform_values { |by_impl| by_impl.transform_values { Runner.median(it) } }
       cost, cost_tables = cost_scenario if @names.include?("cost")
-      targets = Report.targets(runs)
+      targets = Report.targets(runs) + (cost ? Report.cost_targets(cost) : [])
       tables << Report.targets_table(targets) if targets.any?
       tables.concat(cost_tables) if cost
       puts tables

@@ -36,6 +36,34 @@ class BenchHarnessTest < Minitest::Test
     refute targets.key?(%w[pipe um c]), "a target without its peer's figures was reported"
   end
 
+  def test_rss_targets_compare_peak_rss
+    rss = ->(kb) { Result.new(ops: 1, wall: 1.0, cpu: 1.0, rss_kb: kb, base_rss_kb: 1, rounds: 1) }
+    runs = { "queue" => { "um" => [rss.(140_000)], "um_fs" => [rss.(100_000)], "async_epoll" => [rss.(90_000)] } }
+    targets = Bench::Report.targets(runs).select { it[:what] == "peak RSS" }.to_h { [it[:impl], it] }
+    assert_equal false, targets["um"][:met]
+    assert_in_delta 1.556, targets["um"][:ratio], 1e-3
+    assert_equal true, targets["um_fs"][:met]
+  end
+
+  def test_cost_targets_at_the_largest_group_count
+    row = ->(groups, impl, ops, rss = 1.0) { { work: "pipe", groups:, impl:, ops_per_s: ops, rss_per_group_kb: rss } }
+    entries = [
+      row.(10, "um", 600), row.(10, "um_fs", 300), row.(10, "async_epoll", 250),
+      row.(1000, "um", 100, 30.0), row.(1000, "um_fs", 160), row.(1000, "async_epoll", 100)
+    ]
+    targets = Bench::Report.cost_targets(entries).to_h { [[it[:impl], it[:peer], it[:what]], it] }
+    own = targets[["um", "um x10", "ops/s"]]
+    assert_in_delta 100 / 600.0, own[:ratio], 1e-3
+    assert_equal false, own[:met]
+    assert_equal true, targets[["um_fs", "um_fs x10", "ops/s"]][:met]
+    assert_equal false, targets[["um", "async_epoll", "ops/s"]][:met]
+    assert_equal true, targets[["um_fs", "async_epoll", "ops/s"]][:met]
+    assert_equal false, targets[["um", nil, "RSS KiB per group"]][:met]
+    assert_equal "cost pipe x1000", own[:scenario]
+    table = Bench::Report.targets_table(Bench::Report.cost_targets(entries))
+    assert_includes table, "| cost pipe x1000 | RSS KiB per group: um | 30.000 | <= 8.0 | MISSED |"
+  end
+
   def test_median_run
     runs = [result(100, 1.0), result(300, 1.0), result(200, 1.0)]
     assert_equal 200, Bench::Runner.median(runs).ops_per_s

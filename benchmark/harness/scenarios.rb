@@ -7,7 +7,7 @@ module Bench
   module Scenarios
     RUBY_IMPLS = %w[threads um_fs um async_epoll async_uring].freeze
     STREAM_IMPLS = (RUBY_IMPLS + %w[c]).freeze
-    COST_IMPLS = %w[threads um_fs um].freeze
+    COST_IMPLS = %w[threads um_fs um async_epoll c].freeze
     COST_GROUPS = [1, 10, 100, 1_000, 10_000].freeze
     COST_MESSAGES = 64_000 # in all, split among the groups
 
