@@ -93,19 +93,6 @@ class FiberEndTest < UMTestCase
     assert_equal ["interrupted", [0, 1, 2, 3, 4]], t.value
   end
 
-  # A finished fiber's stack counts as malloc'd memory for the GC, which
-  # does not see fiber stacks: a program of many short fibers that
-  # allocates little still collects them.
-  def test_finished_fibers_bring_the_gc_nearer
-    GC.disable
-    before = GC.stat(:malloc_increase_bytes)
-    @machine.join(*Array.new(100) { @machine.spin { @machine.snooze } })
-    grown = GC.stat(:malloc_increase_bytes) - before
-    assert_operator grown, :>=, 100 * 16 * 1024
-  ensure
-    GC.enable
-  end
-
   def test_profile_mode_counts_a_fiber_until_its_end
     @machine.profile_mode = true
     fiber = @machine.spin do

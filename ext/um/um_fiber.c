@@ -22,14 +22,6 @@ static __thread struct um *um_ending;
 
 static ID id_run_fiber, id_park_fiber, id_um_spun;
 
-// What a finished fiber's stack holds until the GC frees its Fiber: the
-// pages it touched (about 13 KiB measured per fiber), which Ruby's GC does
-// not see (fiber stacks are mmap'd), so a program that spins many short
-// fibers and allocates little collected them seldom (the queue benchmark:
-// 124-132 MiB peak RSS). Counted as malloc'd memory at the end, they bring
-// the next GC nearer as malloc'd memory would.
-#define UM_FIBER_STACK_GC_BYTES (16 * 1024)
-
 // Whether a fiber of the machine that ends now returns to the machine's
 // main fiber suspended in its switch.
 static bool um_fiber_can_end(struct um *m) {
@@ -58,7 +50,6 @@ static VALUE um_fiber_body(RB_BLOCK_CALL_FUNC_ARGLIST(start_value, data)) {
   rb_funcall(machine, id_run_fiber, 3, fiber, block, start_value);
 
   struct um *m = um_get_machine_unchecked(machine);
-  rb_gc_adjust_memory_usage(UM_FIBER_STACK_GC_BYTES);
   if (!um_fiber_can_end(m)) rb_funcall(machine, id_park_fiber, 0); // never returns
   if (m->profile_mode) um_account_cpu_time(m, fiber);
   um_ending = m;
