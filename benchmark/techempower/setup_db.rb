@@ -27,6 +27,7 @@ module TFB
 
     # Drops and recreates both tables on the connection.
     def self.run(conn)
+      conn.exec("SET client_min_messages = warning") # no notice for tables that are not there yet
       conn.transaction do
         conn.exec("DROP TABLE IF EXISTS world, fortune")
         conn.exec("CREATE TABLE world (id integer PRIMARY KEY, randomnumber integer NOT NULL DEFAULT 0)")
