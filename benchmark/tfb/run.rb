@@ -7,6 +7,7 @@
 # entry's setup script. Every figure of a table comes from the same run.
 #
 #   UM_BENCH_SCALE        scales the 5 s per cell (minimum 1 s)
+#   UM_BENCH_RUNS         runs of every cell (default 3)
 #   UM_BENCH_OUT          directory for tfb.md, tfb.json and tfb.png
 #   UM_BENCH_TFB_SERVERS  e.g. uma,falcon: only these servers
 #   UM_BENCH_TFB_WORKERS  processes per server (default 2)
@@ -70,9 +71,11 @@ module TFBBench
     { rps: rate && Float(rate), errors: errors }
   end
 
-  # One server: started, verified (a server that fails the rules is not
-  # measured), warmed up, then every cell.
-  def measure(name, cmd, db_env, db)
+  def runs = Integer(ENV.fetch("UM_BENCH_RUNS", "3"))
+
+  # Starts one server, checks it with the verifier (a server that fails the
+  # rules is not measured) and warms it up; returns [pid, port].
+  def start(name, cmd, db_env, db)
     port = HTTPBench.free_port
     env = db_env.merge("TFB_SERVER" => name, "TFB_DB_POOL" => POOL.to_s, "RUBYOPT" => "--yjit")
     pid = HTTPBench.start(cmd.call(port, workers), workers, env: env)
@@ -80,28 +83,58 @@ module TFBBench
     failed = TFB::Verifier.new("http://127.0.0.1:#{port}", db).run.reject { |_, problems| problems.empty? }
     raise "fails the verifier: #{failed.inspect}" unless failed.empty?
 
-    CELLS.uniq { it[:path] }.each { |cell| wrk(port, cell.merge(connections: 16)) } # warm-up
-    CELLS.to_h { |cell| [label(cell), wrk(port, cell)] }
+    CELLS.uniq { it[:path] }.each { |cell| wrk(port, cell.merge(connections: 16)) }
+    [pid, port]
   rescue => e
+    HTTPBench.stop(pid) if pid
     warn "tfb: #{name}: #{e.message}"
     nil
-  ensure
-    HTTPBench.stop(pid) if pid
   end
 
+  # All servers run at once (idle but for the one wrk drives), so that the
+  # runs interleave: cell by cell, server by server, run after run, and a
+  # slow spell of the shared machine lands on all of them.
   def run
+    TestPostgres.start(max_connections: 200) # three servers' pools at once
     params = TestPostgres.connect_params
     db = PG.connect(**params)
     TFB::Setup.run(db)
     db_env = { "PGHOST" => params[:host], "PGDATABASE" => params[:dbname], "PGUSER" => params[:user] }
-    results = servers.to_h do |name, cmd|
-      r = measure(name, cmd, db_env, db)
-      $stderr.puts "tfb: #{name} done"
-      [name, r]
+    started = servers.to_h { |name, cmd| [name, start(name, cmd, db_env, db)] }
+    samples = started.keys.to_h { |name| [name, CELLS.to_h { [label(it), []] }] }
+    runs.times do |i|
+      CELLS.each do |cell|
+        started.each { |name, (_, port)| samples[name][label(cell)] << wrk(port, cell) if port }
+      end
+      $stderr.puts "tfb: run #{i + 1} of #{runs} done"
     end
-    { workers: workers, duration: HTTPBench.duration, cells: CELLS.map { label(it) }, results: results }
+    { workers: workers, duration: HTTPBench.duration, runs: runs, cells: CELLS.map { label(it) },
+      results: started.to_h { |name, s| [name, s && summarize(samples[name])] } }
   ensure
+    started&.each_value { |pid, _| HTTPBench.stop(pid) if pid }
     db&.close
+  end
+
+  # Per cell: every run's req/s, the median, errors summed.
+  def summarize(by_cell)
+    by_cell.transform_values do |list|
+      rates = list.map { it[:rps] }
+      { runs: rates, rps: rates.all? ? median(rates) : nil, errors: list.sum { it[:errors] } }
+    end
+  end
+
+  def median(list)
+    sorted = list.sort
+    (sorted[(sorted.size - 1) / 2] + sorted[sorted.size / 2]) / 2.0
+  end
+
+  # The median of the run-by-run ratios of two servers in a cell.
+  def ratio(report, a, b, cell)
+    ra = report[:results][a]&.dig(cell, :runs)
+    rb = report[:results][b]&.dig(cell, :runs)
+    return "-" unless ra && rb && ra.all? && rb.all?
+
+    format("%.2fx", median(ra.zip(rb).map { |x, y| x / y }))
   end
 
   def rps(report, server, cell) = report[:results][server]&.dig(cell, :rps)
@@ -109,13 +142,14 @@ module TFBBench
   def table(report)
     names = report[:results].keys
     out = +"# bin/bench tfb: the TechEmpower routes, #{report[:workers]} processes per server, " \
-            "wrk on loopback (#{report[:duration]} s per cell)\n\n"
+            "wrk on loopback (#{report[:duration]} s per cell, #{report[:runs]} runs)\n\n" \
+            "req/s: the median of the runs; ratios: the median of the run-by-run ratios.\n\n"
     ratios = %w[puma falcon] & names
     out << "| route | " << names.map { "#{it} req/s" }.join(" | ") << " | " << ratios.map { "uma / #{it}" }.join(" | ") << " | errors |\n"
     out << "|---|" << (["---"] * (names.size + ratios.size + 1)).join("|") << "|\n"
     report[:cells].each do |cell|
       cells = names.map { (r = rps(report, it, cell)) ? format("%.0f", r) : "failed" }
-      cells += ratios.map { HTTPBench.ratio(rps(report, "uma", cell), rps(report, it, cell)) }
+      cells += ratios.map { ratio(report, "uma", it, cell) }
       errors = names.sum { report[:results][it]&.dig(cell, :errors).to_i }
       out << "| #{cell} | #{cells.join(" | ")} | #{errors} |\n"
     end
