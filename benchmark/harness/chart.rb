@@ -8,7 +8,8 @@ module Bench
   module Chart
     COLORS = {
       "threads" => "#8c564b", "um_fs" => "#1f77b4", "um" => "#2ca02c",
-      "async_epoll" => "#ff7f0e", "async_uring" => "#d62728", "c" => "#7f7f7f"
+      "async_epoll" => "#ff7f0e", "async_uring" => "#d62728", "c" => "#7f7f7f",
+      "uma" => "#2ca02c", "puma" => "#8c564b", "falcon" => "#ff7f0e"
     }.freeze
 
     # medians: { scenario name => { impl => Result } }; one bar chart per
@@ -79,6 +80,34 @@ module Bench
         #{panels.join}
         unset multiplot
       GP
+    end
+
+    # A clustered bar chart: one group of bars per label, one bar per series
+    # (series: { name => [value per label] }); log: a logarithmic y axis.
+    def self.grouped(labels, series, png, title, ylabel, log: false)
+      Dir.mktmpdir("um-bench-chart") do |tmp|
+        data = File.join(tmp, "grouped.dat")
+        File.write(data, labels.each_with_index.map { |label, i|
+          ([label.inspect] + series.values.map { [it[i], 0.1].max }).join(" ") + "\n"
+        }.join)
+        columns = series.keys.each_with_index.map do |name, i|
+          %("#{data}" using #{i + 2}:xtic(1) title "#{name}"#{" lc rgb \"#{COLORS[name]}\"" if COLORS[name]})
+        end
+        gnuplot(<<~GP, png)
+          set terminal pngcairo noenhanced size #{[labels.size * 110, 700].max},480 font ",9"
+          set output "#{png}"
+          set title "#{title}"
+          set style data histogram
+          set style histogram clustered gap 1
+          set style fill solid 0.8 border -1
+          set ylabel "#{ylabel}"
+          #{log ? "set logscale y" : "set yrange [0:*]"}
+          set xtics rotate by -30 scale 0
+          set grid ytics
+          set key top right
+          plot #{columns.join(", ")}
+        GP
+      end
     end
 
     def self.gnuplot(script, png)

@@ -32,7 +32,9 @@ module TestPostgres
       { host: @dir, dbname: "postgres", user: SUPERUSER }
     end
 
-    def start
+    # max_connections: the server's limit (the benchmarks need more than the
+    # tests); it counts only for the call that starts the server.
+    def start(max_connections: MAX_CONNECTIONS)
       raise @failure if @failure
       return if @dir
 
@@ -45,7 +47,7 @@ module TestPostgres
       run(File.join(bin, "initdb"), "-D", data, "-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--no-sync")
       File.open(File.join(data, "postgresql.conf"), "a") do |conf|
         conf.puts "listen_addresses = ''", "unix_socket_directories = '#{@dir}'",
-                  "max_connections = #{MAX_CONNECTIONS}", "fsync = off", "synchronous_commit = off"
+                  "max_connections = #{max_connections}", "fsync = off", "synchronous_commit = off"
       end
       run(File.join(bin, "pg_ctl"), "-D", data, "-l", File.join(@dir, "server.log"), "-w", "-t", "30", "start")
     rescue Unavailable, SystemCallError => e

@@ -8,6 +8,8 @@ module Uma
   # app, writes responses in order (keep-alive and pipelining), then closes.
   class Connection
     RECV = 65_536
+    # What a read waiting for the next request asks for (see wait_request).
+    IDLE_RECV = 1024
     # Files up to this size are read and sent with the head in one send;
     # larger ones go from the file to the socket through a pipe (splice),
     # never through Ruby strings.
@@ -134,32 +136,54 @@ module Uma
 
     # The next request's env, or nil when the client closed between requests.
     # The head timeout counts from its first bytes, for the whole head (a
-    # client sending a byte at a time cannot stretch it).
+    # client sending a byte at a time cannot stretch it). The env is made
+    # only once bytes are there: an idle connection holds none.
     def read_request
+      return nil if @buf.empty? && !wait_request
+
       env = @server.base_env.dup
       head_deadline = nil
       until (len = @parser.parse(@buf, env))
-        if @buf.empty?
-          @idle = true
-          return nil if @server.stopping?
-          got = fill(Uma.now + @config.idle_timeout, eof_ok: true)
-          @idle = false
-          return nil unless got
-        else
-          head_deadline ||= Uma.now + @config.head_timeout
-          fill(head_deadline)
-        end
+        head_deadline ||= Uma.now + @config.head_timeout
+        fill(head_deadline)
       end
       @buf = @buf.byteslice(len..)
       env
     end
 
+    # Waits for the next request's first bytes; false when the client closed
+    # or the server stops. The read asks for IDLE_RECV bytes only, so an
+    # idle connection's pending read holds a small buffer, not a RECV-sized
+    # one.
+    def wait_request
+      @idle = true
+      return false if @server.stopping?
+
+      got = fill(Uma.now + @config.idle_timeout, eof_ok: true, max: IDLE_RECV)
+      top_up if got && @buf.bytesize >= IDLE_RECV
+      got
+    ensure
+      @idle = false
+    end
+
+    # The small read came back full: takes what else has already arrived,
+    # without waiting, up to the RECV bytes one read used to take. (A refusal, 413 or
+    # 431, closes the connection: bytes left unread there would turn the
+    # close into a reset that can destroy the response before the client
+    # reads it.)
+    def top_up
+      more = "".b
+      @buf << more if @machine.recv(@fd, more, RECV - IDLE_RECV, UM::MSG_DONTWAIT).positive?
+    rescue Errno::EAGAIN
+      nil
+    end
+
     # Receives more bytes into the buffer by the deadline (a monotonic time;
     # see check_deadline). At EOF: false when eof_ok, else EOFError.
-    def fill(deadline, eof_ok: false)
+    def fill(deadline, eof_ok: false, max: RECV)
       flush
       @deadline = deadline
-      n = @machine.read(@fd, @buf, RECV, -1)
+      n = @machine.read(@fd, @buf, max, -1)
       raise Timeout, "read timed out" if @timed_out
       return true if n.positive?
       raise EOFError, "client closed" unless eof_ok
