@@ -55,6 +55,11 @@ static struct um_async_op *async_op_get(VALUE self) {
  * call-seq: prep_timeout(seconds) -> UM::AsyncOp
  *
  * Starts a timer not tied to a fiber; wait for it with AsyncOp#await.
+ *
+ * @example
+ *   op = machine.prep_timeout(0.5)
+ *   op.done?  # => false
+ *   op.await  # => -UM::ETIME after 0.5 s
  */
 static VALUE um_prep_timeout_m(VALUE self, VALUE seconds) {
   struct um *m = um_get_machine(self);

@@ -111,6 +111,20 @@ static VALUE um_synchronize_unlock(VALUE arg) {
   return Qnil;
 }
 
+/*
+ * call-seq: synchronize(mutex) { } -> block value
+ *
+ * Runs the block holding the UM::Mutex; waits (suspending only the calling
+ * fiber) while another fiber, of any thread, holds it. The mutex is
+ * released when the block returns or raises.
+ *
+ * @example
+ *   mutex = UM::Mutex.new
+ *   count = 0
+ *   fibers = 10.times.map { machine.spin { machine.synchronize(mutex) { count += 1 } } }
+ *   machine.join(fibers)
+ *   count  # => 10
+ */
 static VALUE um_synchronize_m(VALUE self, VALUE mutex) {
   struct um_mutex *mx = mutex_get(mutex);
   rb_need_block();
@@ -121,25 +135,57 @@ static VALUE um_synchronize_m(VALUE self, VALUE mutex) {
   return rb_ensure(rb_yield, Qnil, um_synchronize_unlock, (VALUE)&ctx);
 }
 
-/* Adds a value at the tail of the queue, waking a waiting consumer. */
+/*
+ * Adds a value at the tail of the queue, waking a waiting consumer.
+ *
+ * @example
+ *   q = UM::Queue.new
+ *   machine.push(q, :a)
+ *   machine.push(q, :b)
+ *   machine.shift(q)  # => :a
+ */
 static VALUE um_push_m(VALUE self, VALUE queue, VALUE value) {
   struct um_queue *q = queue_get(queue);
   return um_queue_push(um_sync_machine(self), q, queue, value);
 }
 
-/* Adds a value at the head of the queue, waking a waiting consumer. */
+/*
+ * Adds a value at the head of the queue, waking a waiting consumer.
+ *
+ * @example
+ *   q = UM::Queue.new
+ *   machine.push(q, :a)
+ *   machine.unshift(q, :first)
+ *   machine.shift(q)  # => :first
+ */
 static VALUE um_unshift_m(VALUE self, VALUE queue, VALUE value) {
   struct um_queue *q = queue_get(queue);
   return um_queue_unshift(um_sync_machine(self), q, queue, value);
 }
 
-/* Removes and returns the value at the tail, waiting while the queue is empty. */
+/*
+ * Removes and returns the value at the tail, waiting while the queue is empty.
+ *
+ * @example
+ *   q = UM::Queue.new
+ *   machine.push(q, 1)
+ *   machine.push(q, 2)
+ *   machine.pop(q)  # => 2
+ */
 static VALUE um_pop_m(VALUE self, VALUE queue) {
   struct um_queue *q = queue_get(queue);
   return um_queue_take(um_sync_machine(self), q, queue, true);
 }
 
-/* Removes and returns the value at the head, waiting while the queue is empty. */
+/*
+ * Removes and returns the value at the head, waiting while the queue is empty.
+ *
+ * @example
+ *   q = UM::Queue.new
+ *   consumer = machine.spin { machine.shift(q) }  # waits while empty
+ *   machine.push(q, :job)
+ *   machine.join(consumer)  # => :job
+ */
 static VALUE um_shift_m(VALUE self, VALUE queue) {
   struct um_queue *q = queue_get(queue);
   return um_queue_take(um_sync_machine(self), q, queue, false);

@@ -9,6 +9,11 @@ class UringMachine
   #   counter = machine.spin_actor(Counter.new)
   #   counter.cast(:add, 2)
   #   counter.call(:total)   # => 2
+  #
+  # @example
+  #   actor = machine.spin_actor(counter)
+  #   actor.cast(:add, 2)
+  #   actor.call(:total)  # => 2
   def spin_actor(target)
     actor = spin(nil, Actor) { |_| Fiber.current.__send__(:run_actor) }
     actor.__send__(:bind, self, target)
