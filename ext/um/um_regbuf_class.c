@@ -116,7 +116,8 @@ static VALUE um_read_fixed_m(int argc, VALUE *argv, VALUE self) {
  * registration, UM::Error when no buffers are registered.
  *
  * @example
- *   buf = IO::Buffer.for(+"hello")
+ *   buf = IO::Buffer.new(5)
+ *   buf.set_string("hello")
  *   machine.register_buffers([buf])
  *   machine.write_fixed(fd, 0)  # => 5
  */
