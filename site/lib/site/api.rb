@@ -23,7 +23,7 @@ module Site
 
       Dir.chdir(@root) do
         YARD::Registry.clear
-        log.level = Logger::ERROR
+        log.level = YARD::Logger::ERROR
         YARD.parse(@sources)
       end
       @loaded = true
