@@ -74,7 +74,7 @@ module Site
         YARD::CLI::Yardoc.run(
           "--no-save", "--no-stats", "--quiet", "--no-progress",
           "--title", "UringMachine API reference",
-          "--readme", File.join(ROOT, "api_readme.md"),
+          "--readme", "site/api_readme.md",
           "-o", File.join(out, DIR), *@sources
         )
       end

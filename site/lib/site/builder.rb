@@ -55,12 +55,24 @@ module Site
       favicon
     end
 
-    # The favicon, a PNG drawn from the logo by rsvg-convert (librsvg2-bin).
+    # The favicon, a PNG drawn from the logo by rsvg-convert (librsvg2-bin),
+    # also as favicon.ico for the pages that name none (the API reference).
     def favicon
       env = { "LD_PRELOAD" => nil, "ASAN_OPTIONS" => nil, "UBSAN_OPTIONS" => nil }
+      png = File.join(@out, "favicon.png")
       out, status = Open3.capture2e(env, "rsvg-convert", "-w", "64", "-h", "64",
-                                    "-o", File.join(@out, "favicon.png"), File.join(ASSETS, "logo.svg"))
+                                    "-o", png, File.join(ASSETS, "logo.svg"))
       raise BuildError, "rsvg-convert failed: #{out}" unless status.success?
+
+      File.binwrite(File.join(@out, "favicon.ico"), ico(File.binread(png), 64))
+    end
+
+    # An ICO file holding one PNG image: the 6-byte header, one 16-byte
+    # directory entry, the PNG.
+    def ico(png, size)
+      header = [0, 1, 1].pack("v3")
+      entry = [size, size, 0, 0, 1, 32, png.bytesize, 22].pack("C4v2V2")
+      header + entry + png
     end
   end
 end

@@ -7,7 +7,7 @@ module Site
     TYPES = {
       ".html" => "text/html; charset=utf-8", ".css" => "text/css; charset=utf-8",
       ".js" => "text/javascript; charset=utf-8", ".svg" => "image/svg+xml",
-      ".png" => "image/png", ".json" => "application/json", ".txt" => "text/plain; charset=utf-8"
+      ".png" => "image/png", ".ico" => "image/x-icon", ".json" => "application/json", ".txt" => "text/plain; charset=utf-8"
     }.freeze
 
     def initialize(root)

@@ -1,0 +1,173 @@
+# frozen_string_literal: true
+
+require_relative "helper"
+require_relative "support/site_harness"
+require "uri"
+
+# The website as a reader sees it: built, served by Uma, opened in headless
+# Chromium at a desktop's and a phone's width.
+class SiteTest < Minitest::Test
+  PAGES = Site::Page.all.freeze
+  API_PAGES = %w[/api/index.html /api/UringMachine.html /api/UringMachine/IO.html
+                 /api/UringMachine/FiberScheduler.html /api/Uma.html].freeze
+
+  def browser = SiteHarness.browser
+  def page = browser.page
+
+  def test_every_public_method_has_a_doc_comment_with_an_example
+    api = Site::API.new
+    assert_equal [], api.undocumented
+    documented, total = api.coverage
+    assert_operator total, :>=, 120
+    assert_equal total, documented
+  end
+
+  def test_the_build_fails_on_a_method_without_an_example
+    Dir.mktmpdir do |dir|
+      File.write(File.join(dir, "extra.rb"), <<~RUBY)
+        class UringMachine
+          # Documented, but with no example.
+          def without_example; end
+
+          def without_comment; end
+        end
+      RUBY
+      api = Site::API.new(sources: Site::API::SOURCES + [File.join(dir, "extra.rb")])
+      assert_equal %w[UringMachine#without_comment UringMachine#without_example], api.undocumented.sort
+      error = assert_raises(Site::BuildError) { api.write(dir) }
+      assert_match(/UringMachine#without_example/, error.message)
+    end
+  end
+
+  def test_the_build_fails_on_a_link_to_an_unknown_method
+    markdown = Site::Markdown.new(Site::API.new)
+    assert_match %r{href="/api/UringMachine.html#read-instance_method"}, markdown.render("[[UringMachine#read]]", "x.md")
+    assert_raises(Site::BuildError) { markdown.render("[[UringMachine#no_such_method]]", "x.md") }
+  end
+
+  def test_the_build_writes_the_pages_assets_and_cname
+    out = SiteHarness.out
+    PAGES.each { |p| assert File.file?(File.join(out, p.output_path)), p.output_path }
+    assert_equal "uringmachine.dev\n", File.read(File.join(out, "CNAME"))
+    assert_equal "\x89PNG".b, File.binread(File.join(out, "favicon.png"), 4)
+    assert_equal [0, 1, 1].pack("v3"), File.binread(File.join(out, "favicon.ico"), 6)
+    assert File.file?(File.join(out, "api", "UringMachine.html"))
+  end
+
+  # Title, sidebar, highlighted code, images and console, page by page.
+  def test_every_page_renders_at_desktop_width
+    page.set_viewport(width: 1280, height: 900)
+    problems = PAGES.flat_map { |p| check_page(p) }
+    assert_empty problems
+  end
+
+  def test_api_reference_pages_load_without_errors
+    page.set_viewport(width: 1280, height: 900)
+    problems = API_PAGES.flat_map do |path|
+      errors = visit(path)
+      errors.map { "#{path}: console: #{_1}" } + broken_images.map { "#{path}: broken image #{_1}" }
+    end
+    assert_empty problems
+  end
+
+  def test_no_broken_internal_link_or_anchor
+    SiteHarness.url
+    links = PAGES.flat_map { |p| internal_links(File.read(File.join(SiteHarness.out, p.output_path)), p.url) }.uniq
+    assert_operator links.size, :>, 100
+    broken = links.reject { |link| link_ok?(link) }
+    assert_empty broken
+  end
+
+  # At a phone's width nothing scrolls sideways, and the sidebar folds away
+  # behind the Contents button.
+  def test_pages_fit_a_phone_screen
+    page.set_viewport(width: 390, height: 844, scale_factor: 2, mobile: true)
+    wide = PAGES.select do |p|
+      visit(p.url)
+      page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
+    end
+    assert_empty wide.map(&:url)
+
+    visit("/")
+    assert_equal "none", page.evaluate("getComputedStyle(document.querySelector('.sidebar')).display")
+    page.at_css("label.menu-button").click
+    assert_equal "block", page.evaluate("getComputedStyle(document.querySelector('.sidebar')).display")
+    shot = File.join(ENV.fetch("SITE_SCREENSHOTS", SiteHarness.out), "home-phone.png")
+    page.screenshot(path: shot)
+    assert_operator File.size(shot), :>, 10_000
+  ensure
+    page.set_viewport(width: 1280, height: 900)
+  end
+
+  private
+
+  # Opens the path; returns the console errors and exceptions it caused.
+  def visit(path)
+    @errors ||= listen_for_errors
+    @errors.clear
+    page.go_to("#{SiteHarness.url}#{path}")
+    @errors.dup
+  end
+
+  def listen_for_errors
+    errors = []
+    page.on("Runtime.exceptionThrown") { |params| errors << params.dig("exceptionDetails", "exception", "description").to_s }
+    page.on("Runtime.consoleAPICalled") { |params| errors << params["args"].map { _1["value"] }.join(" ") if params["type"] == "error" }
+    page.on("Log.entryAdded") { |params| errors << "#{params.dig('entry', 'text')} #{params.dig('entry', 'url')}" if params.dig("entry", "level") == "error" }
+    errors
+  end
+
+  def check_page(site_page)
+    path = site_page.url
+    problems = visit(path).map { "#{path}: console: #{_1}" }
+    expected_title = site_page.home? ? "UringMachine: Ruby on io_uring" : "#{site_page.title} · UringMachine"
+    problems << "#{path}: title #{page.title.inspect}" unless page.title == expected_title
+    problems << "#{path}: h1" unless page.at_css("main h1")&.text == site_page.title
+    sidebar = page.css("nav.sidebar a").map { _1.attribute("href") }
+    problems << "#{path}: sidebar" unless PAGES.map(&:url).all? { sidebar.include?(_1) }
+    problems << "#{path}: current page not marked" unless page.at_css("nav.sidebar a.current")&.attribute("href") == path
+    problems << "#{path}: previous/next" unless page.css("nav.pager a").size == [site_page.prev, site_page.next].compact.size
+    problems.concat(broken_images.map { "#{path}: broken image #{_1}" })
+    problems.concat(unhighlighted(site_page).map { "#{path}: code not highlighted: #{_1}" })
+    problems
+  end
+
+  def broken_images
+    page.evaluate("Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
+  end
+
+  # Ruby blocks with no coloured token (Rouge wraps tokens in spans; the
+  # highlight stylesheet must colour them).
+  def unhighlighted(site_page)
+    blocks = site_page.markdown.scan(/^```ruby\n/).size
+    found = page.evaluate(<<~JS)
+      Array.from(document.querySelectorAll("div.language-ruby pre.highlight code")).map(code => {
+        const token = code.querySelector("span.nf, span.k, span.nb");
+        return token && getComputedStyle(token).color !== getComputedStyle(code).color ? "ok" : code.textContent.slice(0, 40);
+      })
+    JS
+    bad = found.reject { _1 == "ok" }
+    bad << "#{blocks} Ruby blocks in the source, #{found.size} on the page" unless found.size == blocks
+    bad
+  end
+
+  # Links and image sources of a page that stay on the site, as absolute paths.
+  def internal_links(html, base)
+    html.scan(/(?:href|src)="([^"]+)"/).flatten.filter_map do |ref|
+      uri = URI.join("http://site#{base}", CGI.unescapeHTML(ref))
+      next unless uri.host == "site"
+
+      uri.path + (uri.fragment ? "##{uri.fragment}" : "")
+    end
+  end
+
+  def link_ok?(link)
+    path, fragment = link.split("#", 2)
+    status, body = SiteHarness.fetch(path)
+    return false unless status == 200
+    return true unless fragment
+
+    id = URI.decode_www_form_component(fragment)
+    body.include?(%(id="#{id}")) || body.include?(%(name="#{id}"))
+  end
+end
