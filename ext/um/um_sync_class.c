@@ -40,7 +40,14 @@ static struct um_mutex *mutex_get(VALUE obj) {
   return RTYPEDDATA_DATA(obj);
 }
 
-/* Whether some fiber holds the mutex. */
+/*
+ * Whether some fiber holds the mutex.
+ *
+ * @example
+ *   mutex = UM::Mutex.new
+ *   mutex.locked?                                    # => false
+ *   machine.synchronize(mutex) { mutex.locked? }     # => true
+ */
 static VALUE mutex_locked_p(VALUE self) {
   return __atomic_load_n(&mutex_get(self)->state, __ATOMIC_RELAXED) ? Qtrue : Qfalse;
 }
@@ -79,7 +86,14 @@ static struct um_queue *queue_get(VALUE obj) {
   return RTYPEDDATA_DATA(obj);
 }
 
-/* Number of items in the queue. */
+/*
+ * Number of items in the queue.
+ *
+ * @example
+ *   q = UM::Queue.new
+ *   machine.push(q, :a)
+ *   q.count  # => 1 (also #size, #length)
+ */
 static VALUE queue_count(VALUE self) {
   return LONG2NUM(RARRAY_LEN(queue_get(self)->items));
 }
@@ -92,12 +106,7 @@ static struct um *um_sync_machine(VALUE self) {
   return um_get_machine(rb_funcall(rb_thread_current(), id_machine, 0));
 }
 
-/*
- * call-seq: synchronize(mutex) { } -> block value
- *
- * Runs the block holding the mutex; other fibers (of any thread or machine)
- * wanting it wait meanwhile. Raises UM::Error on recursive locking.
- */
+// What #synchronize's ensure needs to unlock.
 struct um_sync_ctx {
   VALUE machine;
   VALUE mutex;
@@ -115,8 +124,9 @@ static VALUE um_synchronize_unlock(VALUE arg) {
  * call-seq: synchronize(mutex) { } -> block value
  *
  * Runs the block holding the UM::Mutex; waits (suspending only the calling
- * fiber) while another fiber, of any thread, holds it. The mutex is
- * released when the block returns or raises.
+ * fiber) while another fiber, of any thread or machine, holds it. The
+ * mutex is released when the block returns or raises. Raises UM::Error on
+ * recursive locking.
  *
  * @example
  *   mutex = UM::Mutex.new

@@ -329,18 +329,42 @@ class UringMachine
     # is not ready, after which Ruby calls #io_wait), +offset+ the position
     # in the buffer. Return bytes transferred or -errno.
     module BufferedIOv3
+      # IO#read, #readpartial, #gets...: reads at least +length+ bytes from the
+      # IO into +buffer+ at +offset+; returns the bytes read or -errno.
+      #
+      # @example
+      #   # Ruby calls it for IO#read / #readpartial in a scheduled fiber:
+      #   r, w = IO.pipe
+      #   Fiber.schedule { r.readpartial(10) }  # => io_read(r, buffer, 0, 0)
       def io_read(io, buffer, length, offset = 0)
         buffered_io(io, :read, buffer, length, offset, -1)
       end
 
+      # IO#write: writes at least +length+ bytes of +buffer+ from +offset+;
+      # returns the bytes written or -errno.
+      #
+      # @example
+      #   r, w = IO.pipe
+      #   Fiber.schedule { w.write("hello") }  # => io_write(w, buffer, 5, 0)
       def io_write(io, buffer, length, offset = 0)
         buffered_io(io, :write, buffer, length, offset, -1)
       end
 
+      # IO#pread, IO::Buffer#pread: like #io_read at the file position +from+.
+      #
+      # @example
+      #   File.open("/etc/hostname") do |f|
+      #     Fiber.schedule { f.pread(4, 0) }  # => io_pread(f, buffer, 0, 4, 0)
+      #   end
       def io_pread(io, buffer, from, length, offset = 0)
         buffered_io(io, :read, buffer, length, offset, from)
       end
 
+      # IO::Buffer#pwrite: like #io_write at the file position +from+.
+      #
+      # @example
+      #   buffer = IO::Buffer.for(+"data")
+      #   Fiber.schedule { buffer.pwrite(file, 0) }  # => io_pwrite(file, buffer, 0, 4, 0)
       def io_pwrite(io, buffer, from, length, offset = 0)
         buffered_io(io, :write, buffer, length, offset, from)
       end
@@ -349,18 +373,37 @@ class UringMachine
     # Buffered I/O hooks of Ruby 4.1 ("version 4"): offset first, +length+
     # the most to transfer, one attempt.
     module BufferedIOv4
+      # Reads at most +length+ bytes into +buffer+ at +offset+, one attempt;
+      # returns the bytes read or -errno.
+      #
+      # @example
+      #   # Ruby 4.1 calls it for IO#read / #readpartial in a scheduled fiber:
+      #   Fiber.schedule { r.readpartial(10) }  # => io_read(r, buffer, 0, 10)
       def io_read(io, buffer, offset, length)
         buffered_io(io, :read, buffer.slice(0, offset + length), 0, offset, -1)
       end
 
+      # Writes at most +length+ bytes of +buffer+ from +offset+, one attempt;
+      # returns the bytes written or -errno.
+      #
+      # @example
+      #   Fiber.schedule { w.write("hello") }  # => io_write(w, buffer, 0, 5)
       def io_write(io, buffer, offset, length)
         buffered_io(io, :write, buffer.slice(0, offset + length), 0, offset, -1)
       end
 
+      # Like #io_read at the file position +from+.
+      #
+      # @example
+      #   Fiber.schedule { f.pread(4, 0) }  # => io_pread(f, buffer, 0, 0, 4)
       def io_pread(io, buffer, from, offset, length)
         buffered_io(io, :read, buffer.slice(0, offset + length), 0, offset, from)
       end
 
+      # Like #io_write at the file position +from+.
+      #
+      # @example
+      #   Fiber.schedule { buffer.pwrite(file, 0) }  # => io_pwrite(file, buffer, 0, 0, 4)
       def io_pwrite(io, buffer, from, offset, length)
         buffered_io(io, :write, buffer.slice(0, offset + length), 0, offset, from)
       end

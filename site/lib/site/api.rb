@@ -9,7 +9,12 @@ module Site
   # comment with an @example.
   class API
     SOURCES = ["ext/um/um_class.c", "ext/um/*_class.c", "lib/**/*.rb", "uma/lib/**/*.rb"].freeze
-    COVERED = %w[UringMachine UringMachine::IO UringMachine::FiberScheduler Uma].freeze
+    COVERED = %w[
+      UringMachine UringMachine::IO UringMachine::FiberScheduler
+      UringMachine::FiberScheduler::BufferedIOv3 UringMachine::FiberScheduler::BufferedIOv4
+      UringMachine::AsyncOp UringMachine::Mutex UringMachine::Queue UringMachine::Actor UringMachine::WorkerPool
+      Uma Uma::Server Uma::Config Uma::CLI
+    ].freeze
     DIR = "api"
 
     def initialize(root = PROJECT, sources: SOURCES)
