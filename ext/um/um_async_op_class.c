@@ -166,6 +166,12 @@ static VALUE async_op_kind(VALUE self) {
 
 void Init_um_async_op(void) {
   sym_timeout = ID2SYM(rb_intern("timeout"));
+  /*
+   * Document-class: UringMachine::AsyncOp
+   *
+   * An operation not tied to a fiber (a timer from UringMachine#prep_timeout):
+   * any fiber may await it, cancel it or look at its result.
+   */
   cAsyncOp = rb_define_class_under(cUM, "AsyncOp", rb_cObject);
   rb_undef_alloc_func(cAsyncOp);
   rb_define_method(cUM, "prep_timeout", um_prep_timeout_m, 1);

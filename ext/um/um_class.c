@@ -904,7 +904,17 @@ void Init_um_class(void) {
   rb_define_const(rb_cObject, "UM", cUM);
   rb_define_alloc_func(cUM, um_allocate);
 
+  /*
+   * Document-class: UringMachine::Error
+   *
+   * Misuse of a machine: a closed machine, the wrong thread, a fiber state.
+   */
   eUMError = rb_define_class_under(cUM, "Error", rb_eStandardError);
+  /*
+   * Document-class: UringMachine::Terminate
+   *
+   * Raised in a fiber by UringMachine#terminate; not a StandardError.
+   */
   eUMTerminate = rb_define_class_under(cUM, "Terminate", rb_eException);
 
   rb_define_method(cUM, "initialize", um_initialize, -1);

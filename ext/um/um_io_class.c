@@ -417,6 +417,14 @@ void Init_um_io_class(void) {
   sym_socket = ID2SYM(rb_intern("socket"));
   sym_ssl = ID2SYM(rb_intern("ssl"));
 
+  /*
+   * Document-class: UringMachine::IO
+   *
+   * Buffered reads and writes on an fd, a socket or a TLS socket, through
+   * the machine: lines, delimited records, exact lengths and RESP values,
+   * read from the machine's kernel buffer pool. Made by UringMachine#io or
+   * UM::IO.new(machine, target, mode).
+   */
   cIO = rb_define_class_under(cUM, "IO", rb_cObject);
   rb_define_alloc_func(cIO, io_allocate);
   rb_define_method(cIO, "initialize", io_initialize, -1);

@@ -204,10 +204,22 @@ static VALUE um_shift_m(VALUE self, VALUE queue) {
 void Init_um_sync_class(void) {
   id_machine = rb_intern("machine");
 
+  /*
+   * Document-class: UringMachine::Mutex
+   *
+   * A futex-based mutex, held with UringMachine#synchronize; waiters of any
+   * thread or machine suspend only their fiber.
+   */
   cMutex = rb_define_class_under(cUM, "Mutex", rb_cObject);
   rb_define_alloc_func(cMutex, mutex_allocate);
   rb_define_method(cMutex, "locked?", mutex_locked_p, 0);
 
+  /*
+   * Document-class: UringMachine::Queue
+   *
+   * A futex-based queue for UringMachine#push, #unshift, #shift and #pop;
+   * usable across fibers, threads and machines.
+   */
   cQueue = rb_define_class_under(cUM, "Queue", rb_cObject);
   rb_define_alloc_func(cQueue, queue_allocate);
   rb_define_method(cQueue, "count", queue_count, 0);
