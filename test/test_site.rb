@@ -117,18 +117,37 @@ class SiteTest < Minitest::Test
     errors
   end
 
+  # What the checks need from the open page, in one round trip.
+  FACTS = <<~JS
+    (() => {
+      const text = el => el ? el.textContent : null;
+      return {
+        title: document.title,
+        h1: text(document.querySelector("main h1")),
+        sidebar: Array.from(document.querySelectorAll("nav.sidebar a")).map(a => a.getAttribute("href")),
+        current: (document.querySelector("nav.sidebar a.current") || { getAttribute: () => null }).getAttribute("href"),
+        pager: document.querySelectorAll("nav.pager a").length,
+        brokenImages: Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src),
+        rubyBlocks: Array.from(document.querySelectorAll("div.language-ruby pre.highlight code")).map(code => {
+          const token = code.querySelector("span.nf, span.k, span.nb");
+          return token && getComputedStyle(token).color !== getComputedStyle(code).color ? "ok" : code.textContent.slice(0, 40);
+        })
+      };
+    })()
+  JS
+
   def check_page(site_page)
     path = site_page.url
     problems = visit(path).map { "#{path}: console: #{_1}" }
+    facts = page.evaluate(FACTS)
     expected_title = site_page.home? ? "UringMachine: Ruby on io_uring" : "#{site_page.title} · UringMachine"
-    problems << "#{path}: title #{page.title.inspect}" unless page.title == expected_title
-    problems << "#{path}: h1" unless page.at_css("main h1")&.text == site_page.title
-    sidebar = page.css("nav.sidebar a").map { _1.attribute("href") }
-    problems << "#{path}: sidebar" unless PAGES.map(&:url).all? { sidebar.include?(_1) }
-    problems << "#{path}: current page not marked" unless page.at_css("nav.sidebar a.current")&.attribute("href") == path
-    problems << "#{path}: previous/next" unless page.css("nav.pager a").size == [site_page.prev, site_page.next].compact.size
-    problems.concat(broken_images.map { "#{path}: broken image #{_1}" })
-    problems.concat(unhighlighted(site_page).map { "#{path}: code not highlighted: #{_1}" })
+    problems << "#{path}: title #{facts['title'].inspect}" unless facts["title"] == expected_title
+    problems << "#{path}: h1 #{facts['h1'].inspect}" unless facts["h1"] == site_page.title
+    problems << "#{path}: sidebar" unless PAGES.map(&:url).all? { facts["sidebar"].include?(_1) }
+    problems << "#{path}: current page not marked" unless facts["current"] == path
+    problems << "#{path}: previous/next" unless facts["pager"] == [site_page.prev, site_page.next].compact.size
+    problems.concat(facts["brokenImages"].map { "#{path}: broken image #{_1}" })
+    problems.concat(unhighlighted(site_page, facts["rubyBlocks"]).map { "#{path}: code not highlighted: #{_1}" })
     problems
   end
 
@@ -137,15 +156,9 @@ class SiteTest < Minitest::Test
   end
 
   # Ruby blocks with no coloured token (Rouge wraps tokens in spans; the
-  # highlight stylesheet must colour them).
-  def unhighlighted(site_page)
+  # highlight stylesheet must colour them), or fewer than the source has.
+  def unhighlighted(site_page, found)
     blocks = site_page.markdown.scan(/^```ruby\n/).size
-    found = page.evaluate(<<~JS)
-      Array.from(document.querySelectorAll("div.language-ruby pre.highlight code")).map(code => {
-        const token = code.querySelector("span.nf, span.k, span.nb");
-        return token && getComputedStyle(token).color !== getComputedStyle(code).color ? "ok" : code.textContent.slice(0, 40);
-      })
-    JS
     bad = found.reject { _1 == "ok" }
     bad << "#{blocks} Ruby blocks in the source, #{found.size} on the page" unless found.size == blocks
     bad
