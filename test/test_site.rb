@@ -47,6 +47,10 @@ class SiteTest < Minitest::Test
 
   def test_the_build_writes_the_pages_assets_and_cname
     out = SiteHarness.out
+    # YARD sets the default encodings for its run; the build puts them back
+    # (the other tests of this process write binary data to IOs).
+    before, after = SiteHarness.encodings
+    assert_equal before, after
     PAGES.each { |p| assert File.file?(File.join(out, p.output_path)), p.output_path }
     assert_equal "uringmachine.dev\n", File.read(File.join(out, "CNAME"))
     assert_equal "\x89PNG".b, File.binread(File.join(out, "favicon.png"), 4)

@@ -21,14 +21,17 @@ module SiteHarness
   ].freeze
 
   class << self
-    attr_reader :builder
+    # The default encodings before and after the build.
+    attr_reader :encodings
 
     # Builds the site into a temporary directory (once).
     def out
       @out ||= begin
         dir = Dir.mktmpdir("site")
         at_exit { FileUtils.rm_rf(dir) }
-        @builder = Site::Builder.new(out: dir).build
+        before = [Encoding.default_external, Encoding.default_internal]
+        Site::Builder.new(out: dir).build
+        @encodings = [before, [Encoding.default_external, Encoding.default_internal]]
         dir
       end
     end

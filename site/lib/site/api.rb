@@ -76,14 +76,32 @@ module Site
       end
 
       Dir.chdir(@root) do
-        YARD::CLI::Yardoc.run(
-          "--no-save", "--no-stats", "--quiet", "--no-progress",
-          "--title", "UringMachine API reference",
-          "--readme", "site/api_readme.md",
-          "-o", File.join(out, DIR), *@sources
-        )
+        keeping_encodings do
+          YARD::CLI::Yardoc.run(
+            "--no-save", "--no-stats", "--quiet", "--no-progress",
+            "--title", "UringMachine API reference",
+            "--readme", "site/api_readme.md",
+            "-o", File.join(out, DIR), *@sources
+          )
+        end
       end
       @loaded = false # Yardoc rebuilt the registry
+    end
+
+    private
+
+    # Yardoc sets the process's default encodings to UTF-8 (and leaves them
+    # so); in a test process that changes how every later IO converts.
+    def keeping_encodings
+      external = Encoding.default_external
+      internal = Encoding.default_internal
+      yield
+    ensure
+      verbose = $VERBOSE
+      $VERBOSE = nil
+      Encoding.default_external = external
+      Encoding.default_internal = internal
+      $VERBOSE = verbose
     end
   end
 end
