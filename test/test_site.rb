@@ -11,8 +11,7 @@ class SiteTest < Minitest::Test
   API_PAGES = %w[/api/index.html /api/UringMachine.html /api/UringMachine/IO.html
                  /api/UringMachine/FiberScheduler.html /api/Uma.html].freeze
 
-  def browser = SiteHarness.browser
-  def page = browser.page
+  attr_reader :page
 
   def test_every_public_method_has_a_doc_comment_with_an_example
     api = Site::API.new
@@ -60,22 +59,18 @@ class SiteTest < Minitest::Test
 
   # Title, sidebar, highlighted code, images and console, page by page.
   def test_every_page_renders_at_desktop_width
-    page.set_viewport(width: 1280, height: 900)
-    problems = PAGES.flat_map { |p| check_page(p) }
-    assert_empty problems
-  end
-
-  def test_api_reference_pages_load_without_errors
-    page.set_viewport(width: 1280, height: 900)
-    problems = API_PAGES.flat_map do |path|
-      errors = visit(path)
-      errors.map { "#{path}: console: #{_1}" } + broken_images.map { "#{path}: broken image #{_1}" }
+    in_browser do
+      problems = PAGES.flat_map { |p| check_page(p) }
+      problems += API_PAGES.flat_map do |path|
+        visit(path).map { "#{path}: console: #{_1}" } + broken_images.map { "#{path}: broken image #{_1}" }
+      end
+      assert_empty problems
     end
-    assert_empty problems
+    # The server and the browser are gone and reaped.
+    assert_raises(Errno::ECHILD) { Process.wait(-1, Process::WNOHANG) }
   end
 
   def test_no_broken_internal_link_or_anchor
-    SiteHarness.url
     links = PAGES.flat_map { |p| internal_links(File.read(File.join(SiteHarness.out, p.output_path)), p.url) }.uniq
     assert_operator links.size, :>, 100
     broken = links.reject { |link| link_ok?(link) }
@@ -85,31 +80,41 @@ class SiteTest < Minitest::Test
   # At a phone's width nothing scrolls sideways, and the sidebar folds away
   # behind the Contents button.
   def test_pages_fit_a_phone_screen
-    page.set_viewport(width: 390, height: 844, scale_factor: 2, mobile: true)
-    wide = PAGES.select do |p|
-      visit(p.url)
-      page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
-    end
-    assert_empty wide.map(&:url)
+    in_browser do
+      page.set_viewport(width: 390, height: 844, scale_factor: 2, mobile: true)
+      wide = PAGES.select do |p|
+        visit(p.url)
+        page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
+      end
+      assert_empty wide.map(&:url)
 
-    visit("/")
-    assert_equal "none", page.evaluate("getComputedStyle(document.querySelector('.sidebar')).display")
-    page.at_css("label.menu-button").click
-    assert_equal "block", page.evaluate("getComputedStyle(document.querySelector('.sidebar')).display")
-    shot = File.join(ENV.fetch("SITE_SCREENSHOTS", SiteHarness.out), "home-phone.png")
-    page.screenshot(path: shot)
-    assert_operator File.size(shot), :>, 10_000
-  ensure
-    page.set_viewport(width: 1280, height: 900)
+      visit("/")
+      assert_equal "none", page.evaluate("getComputedStyle(document.querySelector('.sidebar')).display")
+      page.at_css("label.menu-button").click
+      assert_equal "block", page.evaluate("getComputedStyle(document.querySelector('.sidebar')).display")
+      shot = File.join(ENV.fetch("SITE_SCREENSHOTS", SiteHarness.out), "home-phone.png")
+      page.screenshot(path: shot)
+      assert_operator File.size(shot), :>, 10_000
+    end
   end
 
   private
 
+  # Runs the block with the site served and a browser page open (@page).
+  def in_browser
+    SiteHarness.session do |url, browser|
+      @url = url
+      @page = browser.page
+      @page.set_viewport(width: 1280, height: 900)
+      @errors = listen_for_errors
+      yield
+    end
+  end
+
   # Opens the path; returns the console errors and exceptions it caused.
   def visit(path)
-    @errors ||= listen_for_errors
     @errors.clear
-    page.go_to("#{SiteHarness.url}#{path}")
+    page.go_to("#{@url}#{path}")
     @errors.dup
   end
 
@@ -178,13 +183,17 @@ class SiteTest < Minitest::Test
     end
   end
 
+  # The link's file exists in the build, and so does the element its
+  # fragment names.
   def link_ok?(link)
     path, fragment = link.split("#", 2)
-    status, body = SiteHarness.fetch(path)
-    return false unless status == 200
+    file = File.join(SiteHarness.out, path)
+    file = File.join(file, "index.html") if File.directory?(file)
+    return false unless File.file?(file)
     return true unless fragment
 
     id = URI.decode_www_form_component(fragment)
-    body.include?(%(id="#{id}")) || body.include?(%(name="#{id}"))
+    html = File.read(file)
+    html.include?(%(id="#{id}")) || html.include?(%(name="#{id}"))
   end
 end

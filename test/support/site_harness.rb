@@ -1,7 +1,6 @@
 # frozen_string_literal: true
 
 require "ferrum"
-require "net/http"
 require "rbconfig"
 require "socket"
 require "tmpdir"
@@ -36,48 +35,43 @@ module SiteHarness
       end
     end
 
-    # The base URL of the built site, served by Uma.
-    def url
-      @url ||= begin
-        dir = out
-        port = free_port
-        script = <<~RUBY
-          require "uma"
-          require "site/static_app"
-          config = Uma::Config.new(host: "127.0.0.1", port: #{port})
-          Uma::Server.new(Site::StaticApp.new(#{dir.dump}), config, Uma::Listener.open_all(config)).trap_signals.run
-        RUBY
-        uma_ext = $LOADED_FEATURES.grep(/uma_ext\.so\z/).first
-        dirs = LOAD_DIRS + (uma_ext ? [File.dirname(uma_ext)] : [])
-        pid = Process.spawn(RbConfig.ruby, *dirs.flat_map { ["-I", _1] }, "-rbundler/setup", "-e", script,
-                            in: File::NULL, out: File::NULL)
-        at_exit { stop(pid) }
-        wait_until_listening(port, pid)
-        "http://127.0.0.1:#{port}"
-      end
-    end
-
-    def browser
-      @browser ||= begin
-        b = Ferrum::Browser.new(
-          browser_path: chromium, headless: true, window_size: [1280, 900],
-          process_timeout: 60, timeout: 30, env: PLAIN_ENV,
-          browser_options: { "no-sandbox" => nil, "disable-dev-shm-usage" => nil }
-        )
-        at_exit { b.quit }
-        b
-      end
-    end
-
-    # GET of a site path: [status, body] (bodies kept, for anchor checks).
-    def fetch(path)
-      (@fetched ||= {})[path] ||= begin
-        response = Net::HTTP.get_response(URI("#{url}#{path}"))
-        [response.code.to_i, response.body.to_s]
-      end
+    # Serves the built site with Uma in a child process and opens a headless
+    # Chromium; yields the base URL and the browser, then stops and reaps
+    # both, so no child of this process outlives the test (other tests wait
+    # for "any child" and expect ECHILD when theirs are gone).
+    def session
+      server = start_server(out)
+      browser = Ferrum::Browser.new(
+        browser_path: chromium, headless: true, window_size: [1280, 900],
+        process_timeout: 60, timeout: 30, env: PLAIN_ENV,
+        browser_options: { "no-sandbox" => nil, "disable-dev-shm-usage" => nil }
+      )
+      yield "http://127.0.0.1:#{server[:port]}", browser
+    ensure
+      browser&.quit
+      stop(server[:pid]) if server
     end
 
     private
+
+    def start_server(dir)
+      port = free_port
+      script = <<~RUBY
+        require "uma"
+        require "site/static_app"
+        config = Uma::Config.new(host: "127.0.0.1", port: #{port})
+        Uma::Server.new(Site::StaticApp.new(#{dir.dump}), config, Uma::Listener.open_all(config)).trap_signals.run
+      RUBY
+      uma_ext = $LOADED_FEATURES.grep(/uma_ext\.so\z/).first
+      dirs = LOAD_DIRS + (uma_ext ? [File.dirname(uma_ext)] : [])
+      pid = Process.spawn(RbConfig.ruby, *dirs.flat_map { ["-I", _1] }, "-rbundler/setup", "-e", script,
+                          in: File::NULL, out: File::NULL)
+      wait_until_listening(port, pid)
+      { pid: pid, port: port }
+    rescue StandardError
+      stop(pid) if pid
+      raise
+    end
 
     def chromium
       ENV.fetch("PATH").split(":").map { File.join(_1, "chromium") }.find { File.executable?(_1) } or
