@@ -16,6 +16,10 @@ class UringMachine
   # Starts a new non-blocking fiber running the block, scheduled to start
   # with +value+. Returns the fiber. The block's value (or the exception it
   # raised) becomes the fiber's result.
+  #
+  # @example
+  #   f = machine.spin(21) { |x| x * 2 }
+  #   machine.join(f)  # => 42
   def spin(value = nil, klass = Fiber, &block)
     fiber = new_fiber(klass, block)
     schedule(fiber, value)
@@ -25,6 +29,12 @@ class UringMachine
   # Starts a new non-blocking fiber running the block at once; the calling
   # fiber continues when it first suspends (what Fiber.schedule expects).
   # Returns the fiber.
+  #
+  # @example
+  #   order = []
+  #   machine.spin_now { order << :child }
+  #   order << :parent
+  #   order  # => [:child, :parent]
   def spin_now(&block)
     fiber = new_fiber(Fiber, block)
     transfer_now(fiber, nil)
@@ -36,6 +46,12 @@ class UringMachine
   # exception as its result. Takes fibers, Arrays (any Enumerable) of
   # fibers, and Procs, which are spun first. A fiber of another thread's
   # machine may be joined: its end wakes this machine.
+  #
+  # @example
+  #   a = machine.spin { 1 }
+  #   b = machine.spin { raise "oops" }
+  #   machine.join(a)     # => 1
+  #   machine.join(a, b)  # => [1, #<RuntimeError: oops>]
   def join(*fibers)
     fibers = fiber_arguments(fibers)
     wait_for_fibers(fibers)
@@ -45,6 +61,10 @@ class UringMachine
 
   # Waits for the fibers to finish (the arguments as for #join); returns how
   # many were waited for.
+  #
+  # @example
+  #   fibers = 3.times.map { |i| machine.spin { machine.sleep(0.01 * i) } }
+  #   machine.await(fibers)  # => 3
   def await(*fibers)
     fibers = fiber_arguments(fibers)
     wait_for_fibers(fibers)
@@ -52,6 +72,12 @@ class UringMachine
   end
 
   # Raises UM::Terminate in each fiber that is still running.
+  #
+  # @example
+  #   f = machine.spin { machine.sleep(10) }
+  #   machine.snooze
+  #   machine.terminate(f)
+  #   machine.join(f)  # => #<UringMachine::Terminate ...>
   def terminate(*fibers)
     fibers.each do |fiber|
       next if fiber.done?
@@ -64,6 +90,11 @@ class UringMachine
 
   # Accepts connections on the listening socket (multishot) and pushes each
   # new fd to the UM::Queue, until the socket is shut down or closed.
+  #
+  # @example
+  #   q = UM::Queue.new
+  #   machine.spin { machine.accept_into_queue(server, q) }
+  #   fd = machine.shift(q)  # the next connection
   def accept_into_queue(fd, queue)
     raise TypeError, "expected a UM::Queue, not #{queue.class}" unless queue.is_a?(UringMachine::Queue)
 
@@ -72,12 +103,21 @@ class UringMachine
 
   # A UM::IO (buffered reads and writes) on the fd; with a block, yields it
   # and returns the block's value.
+  #
+  # @example
+  #   machine.io(fd, :socket) do |io|
+  #     io.read_line  # => "GET / HTTP/1.1"
+  #   end
   def io(target, mode = nil)
     io = UringMachine::IO.new(self, target, mode)
     block_given? ? yield(io) : io
   end
 
   # The fibers spun on this machine that have not finished yet.
+  #
+  # @example
+  #   f = machine.spin { machine.sleep(1) }
+  #   machine.fiber_set.include?(f)  # => true
   def fiber_set
     live_fibers.dup
   end

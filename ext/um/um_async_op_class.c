@@ -55,6 +55,11 @@ static struct um_async_op *async_op_get(VALUE self) {
  * call-seq: prep_timeout(seconds) -> UM::AsyncOp
  *
  * Starts a timer not tied to a fiber; wait for it with AsyncOp#await.
+ *
+ * @example
+ *   op = machine.prep_timeout(0.5)
+ *   op.done?  # => false
+ *   op.await  # => -UM::ETIME after 0.5 s
  */
 static VALUE um_prep_timeout_m(VALUE self, VALUE seconds) {
   struct um *m = um_get_machine(self);
@@ -78,6 +83,10 @@ static VALUE um_prep_timeout_m(VALUE self, VALUE seconds) {
  * and returns its result: -ETIME for an expired timer. Raises
  * Errno::ECANCELED if the operation was cancelled. A timeout or exception
  * that interrupts the wait cancels the operation.
+ *
+ * @example
+ *   op = machine.prep_timeout(0.01)
+ *   op.await == -UM::ETIME  # => true
  */
 static VALUE async_op_await(VALUE self) {
   struct um_async_op *a = async_op_get(self);
@@ -89,7 +98,14 @@ static VALUE async_op_await(VALUE self) {
   return INT2NUM(a->op->res);
 }
 
-/* Cancels the operation if it is still running; its awaiters raise Errno::ECANCELED. */
+/*
+ * Cancels the operation if it is still running; its awaiters raise Errno::ECANCELED.
+ *
+ * @example
+ *   op = machine.prep_timeout(10)
+ *   op.cancel
+ *   op.await  # raises Errno::ECANCELED
+ */
 static VALUE async_op_cancel(VALUE self) {
   struct um_async_op *a = async_op_get(self);
   um_check_owner(a->m);
@@ -97,30 +113,65 @@ static VALUE async_op_cancel(VALUE self) {
   return self;
 }
 
-/* Whether the operation finished. */
+/*
+ * Whether the operation finished.
+ *
+ * @example
+ *   op = machine.prep_timeout(0.01)
+ *   op.done?  # => false
+ *   op.await
+ *   op.done?  # => true
+ */
 static VALUE async_op_done_p(VALUE self) {
   return (async_op_get(self)->op->flags & OP_F_COMPLETED) ? Qtrue : Qfalse;
 }
 
-/* Whether the operation finished because it was cancelled. */
+/*
+ * Whether the operation finished because it was cancelled.
+ *
+ * @example
+ *   op = machine.prep_timeout(10)
+ *   op.cancel
+ *   op.await rescue nil
+ *   op.cancelled?  # => true
+ */
 static VALUE async_op_cancelled_p(VALUE self) {
   struct um_op *op = async_op_get(self)->op;
   return (op->flags & OP_F_COMPLETED) && op->res == -ECANCELED ? Qtrue : Qfalse;
 }
 
-/* The result (an Integer, negative errno on failure), or nil while running. */
+/*
+ * The result (an Integer, negative errno on failure), or nil while running.
+ *
+ * @example
+ *   op = machine.prep_timeout(0.01)
+ *   op.result  # => nil
+ *   op.await
+ *   op.result  # => -62 (-ETIME)
+ */
 static VALUE async_op_result(VALUE self) {
   struct um_op *op = async_op_get(self)->op;
   return (op->flags & OP_F_COMPLETED) ? INT2NUM(op->res) : Qnil;
 }
 
-/* The kind of operation: :timeout. */
+/*
+ * The kind of operation: :timeout.
+ *
+ * @example
+ *   machine.prep_timeout(1).kind  # => :timeout
+ */
 static VALUE async_op_kind(VALUE self) {
   return sym_timeout;
 }
 
 void Init_um_async_op(void) {
   sym_timeout = ID2SYM(rb_intern("timeout"));
+  /*
+   * Document-class: UringMachine::AsyncOp
+   *
+   * An operation not tied to a fiber (a timer from UringMachine#prep_timeout):
+   * any fiber may await it, cancel it or look at its result.
+   */
   cAsyncOp = rb_define_class_under(cUM, "AsyncOp", rb_cObject);
   rb_undef_alloc_func(cAsyncOp);
   rb_define_method(cUM, "prep_timeout", um_prep_timeout_m, 1);

@@ -142,6 +142,12 @@ struct um *um_get_machine(VALUE self) {
  * Raises UM::Error when io_uring is not available, saying why. When the
  * process is out of fds or memory, a GC runs (closing the rings of dropped
  * machines) and setup is tried once more.
+ *
+ * @example
+ *   machine = UM.new               # 4096 entries
+ *   machine = UM.new(256)
+ *   machine = UM.new(size: 1024, sqpoll: true)
+ *   machine.size                   # => 1024
  */
 static VALUE um_initialize(int argc, VALUE *argv, VALUE self) {
   struct um *m = um_get_struct(self);
@@ -195,22 +201,45 @@ static VALUE um_initialize(int argc, VALUE *argv, VALUE self) {
   return self;
 }
 
-/* Number of submission queue entries. */
+/*
+ * Number of submission queue entries.
+ *
+ * @example
+ *   UM.new(256).size  # => 256
+ */
 static VALUE um_size_m(VALUE self) {
   return UINT2NUM(um_get_raw(self)->size);
 }
 
-/* Whether kernel-side submission polling is on. */
+/*
+ * Whether kernel-side submission polling is on.
+ *
+ * @example
+ *   UM.new(sqpoll: 0.5).sqpoll_mode?  # => true
+ *   UM.new.sqpoll_mode?              # => false
+ */
 static VALUE um_sqpoll_mode_p(VALUE self) {
   return um_get_raw(self)->sqpoll_mode ? Qtrue : Qfalse;
 }
 
-/* Whether a sidecar thread waits for the ring's completions. */
+/*
+ * Whether a sidecar thread waits for the ring's completions.
+ *
+ * @example
+ *   UM.new(sidecar: true).sidecar_mode?  # => true
+ */
 static VALUE um_sidecar_mode_p(VALUE self) {
   return um_get_raw(self)->sidecar ? Qtrue : Qfalse;
 }
 
-/* Whether #close was called. */
+/*
+ * Whether #close was called.
+ *
+ * @example
+ *   machine = UM.new
+ *   machine.close
+ *   machine.closed?  # => true
+ */
 static VALUE um_closed_p(VALUE self) {
   return um_get_struct(self)->closed ? Qtrue : Qfalse;
 }
@@ -249,7 +278,13 @@ static VALUE um_main_fiber(VALUE self) {
   return um_get_raw(self)->main_fiber;
 }
 
-/* Submits pending SQEs now; returns how many were submitted. */
+/*
+ * Submits pending SQEs now; returns how many were submitted.
+ *
+ * @example
+ *   machine.write_async(fd, "data")
+ *   machine.submit  # => 1, the write is in the kernel now
+ */
 static VALUE um_submit_m(VALUE self) {
   return INT2NUM(um_submit(um_get_machine(self)));
 }
@@ -259,12 +294,24 @@ static VALUE um_submit_m(VALUE self) {
  *
  * Whether the machine was inherited from the parent process through fork: it
  * cannot be used in this process (its ring belongs to the parent).
+ *
+ * @example
+ *   machine = UM.new
+ *   fork { machine.forked? }  # => true in the child
+ *   machine.forked?           # => false
  */
 static VALUE um_forked_p(VALUE self) {
   return um_get_raw(self)->fork_generation == um_fork_generation ? Qfalse : Qtrue;
 }
 
-/* From any thread: makes the machine return from a wait in the kernel. */
+/*
+ * From any thread: makes the machine return from a wait in the kernel.
+ *
+ * @example
+ *   # in another thread: hand a value to a fiber of the machine, then wake it
+ *   machine.schedule(fiber, :work)
+ *   machine.wakeup  # => nil
+ */
 static VALUE um_wakeup_m(VALUE self) {
   struct um *m = um_get_raw(self);
   um_check_process(m);
@@ -272,7 +319,13 @@ static VALUE um_wakeup_m(VALUE self) {
   return Qnil;
 }
 
-/* A Hash of the machine's counters (see the README for their meaning). */
+/*
+ * A Hash of the machine's counters (see the README for their meaning).
+ *
+ * @example
+ *   machine.metrics[:total_ops]    # => 12
+ *   machine.metrics[:ops_pending]  # => 0
+ */
 static VALUE um_metrics_m(VALUE self) {
   struct um *m = um_get_machine(self);
   VALUE h = rb_hash_new();
@@ -295,12 +348,27 @@ static VALUE um_metrics_m(VALUE self) {
   return h;
 }
 
-/* Turns per-fiber CPU time accounting on or off. */
+/*
+ * Turns per-fiber CPU time accounting on or off.
+ *
+ * @example
+ *   machine.profile_mode = true
+ *   f = machine.spin { 100_000.times { } }
+ *   machine.join(f)
+ *   machine.fiber_cpu_time(f)  # => 0.0021
+ */
 static VALUE um_profile_mode_set(VALUE self, VALUE on) {
   um_set_profile_mode(um_get_machine(self), RTEST(on));
   return on;
 }
 
+/*
+ * Whether per-fiber CPU time accounting is on.
+ *
+ * @example
+ *   machine.profile_mode = true
+ *   machine.profile_mode?  # => true
+ */
 static VALUE um_profile_mode_p(VALUE self) {
   return um_get_machine(self)->profile_mode ? Qtrue : Qfalse;
 }
@@ -309,6 +377,10 @@ static VALUE um_profile_mode_p(VALUE self) {
  * call-seq: fiber_cpu_time(fiber = Fiber.current) -> Float
  *
  * CPU seconds spent running the fiber while profile mode was on.
+ *
+ * @example
+ *   machine.profile_mode = true
+ *   machine.fiber_cpu_time  # => CPU seconds of the current fiber
  */
 static VALUE um_fiber_cpu_time_m(int argc, VALUE *argv, VALUE self) {
   struct um *m = um_get_machine(self);
@@ -325,6 +397,12 @@ static VALUE um_fiber_cpu_time_m(int argc, VALUE *argv, VALUE self) {
  *
  * Puts the fiber on the runqueue; it resumes with +value+, or raises it if
  * it is an exception. May be called from another thread.
+ *
+ * @example
+ *   f = machine.spin { machine.yield }
+ *   machine.snooze                 # f now waits in #yield
+ *   machine.schedule(f, :wake_up)
+ *   machine.join(f)                # => :wake_up
  */
 static VALUE um_schedule_m(VALUE self, VALUE fiber, VALUE value) {
   struct um *m = um_get_raw(self);
@@ -348,17 +426,38 @@ static VALUE um_transfer_now_m(VALUE self, VALUE fiber, VALUE value) {
   return um_transfer_now(um_get_machine(self), fiber, value);
 }
 
-/* Reschedules the current fiber behind the others and lets them run. */
+/*
+ * Reschedules the current fiber behind the others and lets them run.
+ *
+ * @example
+ *   machine.spin { puts "other fiber" }
+ *   machine.snooze   # prints "other fiber", then returns here
+ */
 static VALUE um_snooze_m(VALUE self) {
   return um_snooze(um_get_machine(self));
 }
 
-/* Suspends the current fiber until something schedules it. */
+/*
+ * Suspends the current fiber until something schedules it.
+ *
+ * @example
+ *   f = machine.spin { machine.yield * 2 }
+ *   machine.snooze
+ *   machine.schedule(f, 21)
+ *   machine.join(f)  # => 42
+ */
 static VALUE um_yield_m(VALUE self) {
   return um_yield(um_get_machine(self));
 }
 
-/* Runs the next runqueue entry without rescheduling the current fiber. */
+/*
+ * Runs the next runqueue entry without rescheduling the current fiber.
+ *
+ * @example
+ *   f = machine.spin { :done }
+ *   machine.schedule(Fiber.current, :back)
+ *   machine.switch  # => :back, after f ran
+ */
 static VALUE um_switch_m(VALUE self) {
   return um_switch(um_get_machine(self));
 }
@@ -368,6 +467,10 @@ static VALUE um_switch_m(VALUE self) {
  *
  * Suspends the current fiber; returns the seconds slept. nil sleeps until
  * the fiber is scheduled; 0 lets the other fibers run once.
+ *
+ * @example
+ *   machine.sleep(0.05)  # => 0.0501
+ *   machine.sleep(0)     # lets the other fibers run once
  */
 static VALUE um_sleep_m(int argc, VALUE *argv, VALUE self) {
   struct um *m = um_get_machine(self);
@@ -389,6 +492,11 @@ static VALUE um_exception_arg(VALUE exc) {
  *
  * Raises the exception in the current fiber if the block runs longer than
  * +seconds+; the operation it waits on is cancelled.
+ *
+ * @example
+ *   r, _w = UM.pipe
+ *   machine.timeout(0.1, Timeout::Error) { machine.read(r, +"", 10) }
+ *   # raises Timeout::Error after 0.1 s; the read is cancelled
  */
 static VALUE um_timeout_m(VALUE self, VALUE seconds, VALUE exc) {
   struct um *m = um_get_machine(self);
@@ -397,7 +505,14 @@ static VALUE um_timeout_m(VALUE self, VALUE seconds, VALUE exc) {
   return um_timeout(m, interval, um_exception_arg(exc));
 }
 
-/* Calls the block every +interval+ seconds until it breaks or raises. */
+/*
+ * Calls the block every +interval+ seconds until it breaks or raises.
+ *
+ * @example
+ *   n = 0
+ *   machine.periodically(0.01) { n += 1; break if n == 3 }
+ *   n  # => 3
+ */
 static VALUE um_periodically_m(VALUE self, VALUE interval) {
   struct um *m = um_get_machine(self);
   rb_need_block();
@@ -408,19 +523,26 @@ static VALUE um_periodically_m(VALUE self, VALUE interval) {
 
 // Files and descriptors
 
-/*
- * call-seq:
- *   open(path, flags, mode = 0666) -> fd
- *   open(path, flags, mode = 0666) { |fd| } -> block value
- *
- * Opens a file. The block form closes the fd when the block returns.
- */
+// Closes the fd opened by the block form of #open.
 static VALUE um_open_close(VALUE arg) {
   VALUE *args = (VALUE *)arg;
   struct um *m = um_get_raw(args[0]);
   return um_close(m, NUM2INT(args[1]));
 }
 
+/*
+ * call-seq:
+ *   open(path, flags, mode = 0666) -> fd
+ *   open(path, flags, mode = 0666) { |fd| } -> block value
+ *
+ * Opens a file. The block form closes the fd when the block returns.
+ *
+ * @example
+ *   fd = machine.open("/etc/hostname", UM::O_RDONLY)
+ *   machine.open("/tmp/out.txt", UM::O_CREAT | UM::O_WRONLY, 0644) do |fd|
+ *     machine.write(fd, "hello")
+ *   end  # => 5, and the fd is closed
+ */
 static VALUE um_open_m(int argc, VALUE *argv, VALUE self) {
   struct um *m = um_get_machine(self);
   rb_check_arity(argc, 2, 3);
@@ -438,6 +560,13 @@ static VALUE um_open_m(int argc, VALUE *argv, VALUE self) {
  *
  * Reads up to +maxlen+ bytes into the buffer at +buffer_offset+ (negative:
  * from the end, -1 appends). Returns the bytes read, 0 at EOF.
+ *
+ * @example
+ *   r, w = UM.pipe
+ *   machine.write(w, "hello")
+ *   buf = +""
+ *   machine.read(r, buf, 4096)  # => 5
+ *   buf                         # => "hello"
  */
 static VALUE um_read_m(int argc, VALUE *argv, VALUE self) {
   struct um *m = um_get_machine(self);
@@ -452,11 +581,6 @@ static VALUE um_read_m(int argc, VALUE *argv, VALUE self) {
   return um_read(m, fd, buffer, maxlen, buffer_offset, file_offset);
 }
 
-/*
- * call-seq: write(fd, buffer, len = nil, file_offset = -1) -> Integer
- *
- * Writes up to +len+ bytes (nil or -1: the whole buffer); may be partial.
- */
 struct um_write_args {
   int fd;
   ssize_t len;
@@ -474,6 +598,16 @@ static struct um_write_args um_parse_write_args(int argc, VALUE *argv) {
   return a;
 }
 
+/*
+ * call-seq: write(fd, buffer, len = nil, file_offset = -1) -> Integer
+ *
+ * Writes up to +len+ bytes (nil or -1: the whole buffer); may be partial.
+ *
+ * @example
+ *   r, w = UM.pipe
+ *   machine.write(w, "hello")     # => 5
+ *   machine.write(w, "hello", 2)  # => 2 ("he")
+ */
 static VALUE um_write_m(int argc, VALUE *argv, VALUE self) {
   struct um *m = um_get_machine(self);
   struct um_write_args a = um_parse_write_args(argc, argv);
@@ -484,6 +618,10 @@ static VALUE um_write_m(int argc, VALUE *argv, VALUE self) {
  * call-seq: writev(fd, *buffers, file_offset = -1) -> Integer
  *
  * Writes every buffer in order, all of them; returns the total bytes.
+ *
+ * @example
+ *   r, w = UM.pipe
+ *   machine.writev(w, "a", "bc", "def")  # => 6
  */
 static VALUE um_writev_m(int argc, VALUE *argv, VALUE self) {
   struct um *m = um_get_machine(self);
@@ -505,6 +643,11 @@ static VALUE um_writev_m(int argc, VALUE *argv, VALUE self) {
  *
  * Writes without waiting; the buffer is kept alive until the kernel is done.
  * Failures are counted in metrics[:async_errors].
+ *
+ * @example
+ *   r, w = UM.pipe
+ *   machine.write_async(w, "hello")  # => "hello", at once
+ *   machine.read(r, buf = +"", 10)   # => 5
  */
 static VALUE um_write_async_m(int argc, VALUE *argv, VALUE self) {
   struct um *m = um_get_machine(self);
@@ -525,18 +668,37 @@ static VALUE um_write_async_m(int argc, VALUE *argv, VALUE self) {
  *
  * With an fd, closes the fd and returns it. Ruby's reserved fds and the
  * machine's own fds are refused with UM::Error.
+ *
+ * @example
+ *   r, w = UM.pipe
+ *   machine.close(w)  # => w
+ *   machine.close     # the machine itself: => nil
  */
 static VALUE um_close_m(int argc, VALUE *argv, VALUE self) {
   if (rb_check_arity(argc, 0, 1) == 0) return um_close_machine(self);
   return um_close(um_get_machine(self), um_arg_fd(argv[0]));
 }
 
-/* Closes the fd without waiting; returns it. Reserved fds as for #close. */
+/*
+ * Closes the fd without waiting; returns it. Reserved fds as for #close.
+ *
+ * @example
+ *   r, w = UM.pipe
+ *   machine.close_async(w)  # => w, without waiting
+ */
 static VALUE um_close_async_m(VALUE self, VALUE fd) {
   return um_close_async(um_get_machine(self), um_arg_fd(fd));
 }
 
-/* Flushes the file's data and metadata to storage. */
+/*
+ * Flushes the file's data and metadata to storage.
+ *
+ * @example
+ *   machine.open("/tmp/log", UM::O_CREAT | UM::O_WRONLY) do |fd|
+ *     machine.write(fd, "entry\n")
+ *     machine.fsync(fd)  # => 0
+ *   end
+ */
 static VALUE um_fsync_m(VALUE self, VALUE fd) {
   return um_fsync(um_get_machine(self), um_arg_fd(fd));
 }
@@ -547,6 +709,11 @@ static VALUE um_fsync_m(VALUE self, VALUE fd) {
  * File status: :dev, :ino, :mode, :nlink, :uid, :gid, :size, :blocks,
  * :blksize, :rdev, :mask and the times :atime, :mtime, :ctime, :btime as
  * Float seconds.
+ *
+ * @example
+ *   st = machine.statx(UM::AT_FDCWD, "/etc/hostname", 0, UM::STATX_ALL)
+ *   st[:size]   # => 7
+ *   st[:mtime]  # => 1733600000.25
  */
 static VALUE um_statx_m(VALUE self, VALUE dirfd, VALUE path, VALUE flags, VALUE mask) {
   struct um *m = um_get_machine(self);
@@ -562,19 +729,42 @@ static unsigned um_count_arg(VALUE v) {
   return n > UINT_MAX ? UINT_MAX : (unsigned)n;
 }
 
-/* Moves up to +nbytes+ from one fd to another, one of them a pipe. */
+/*
+ * Moves up to +nbytes+ from one fd to another, one of them a pipe.
+ *
+ * @example
+ *   r, w = UM.pipe
+ *   machine.open("/etc/hostname", UM::O_RDONLY) do |fd|
+ *     machine.splice(fd, w, 4096)  # => bytes moved into the pipe
+ *   end
+ */
 static VALUE um_splice_m(VALUE self, VALUE in, VALUE out, VALUE nbytes) {
   struct um *m = um_get_machine(self);
   return um_splice(m, um_arg_fd(in), um_arg_fd(out), um_count_arg(nbytes));
 }
 
-/* Duplicates up to +nbytes+ from one pipe to another without consuming. */
+/*
+ * Duplicates up to +nbytes+ from one pipe to another without consuming.
+ *
+ * @example
+ *   r1, w1 = UM.pipe
+ *   r2, w2 = UM.pipe
+ *   machine.write(w1, "data")
+ *   machine.tee(r1, w2, 4)  # => 4; r1 still holds "data"
+ */
 static VALUE um_tee_m(VALUE self, VALUE in, VALUE out, VALUE nbytes) {
   struct um *m = um_get_machine(self);
   return um_tee(m, um_arg_fd(in), um_arg_fd(out), um_count_arg(nbytes));
 }
 
-/* Waits until the fd is ready for the events in +mask+; returns them. */
+/*
+ * Waits until the fd is ready for the events in +mask+; returns them.
+ *
+ * @example
+ *   r, w = UM.pipe
+ *   machine.write(w, "x")
+ *   machine.poll(r, UM::POLLIN)  # => UM::POLLIN
+ */
 static VALUE um_poll_m(VALUE self, VALUE fd, VALUE mask) {
   struct um *m = um_get_machine(self);
   return um_poll(m, um_arg_fd(fd), (unsigned)um_arg_long(mask, "mask"));
@@ -582,19 +772,34 @@ static VALUE um_poll_m(VALUE self, VALUE fd, VALUE mask) {
 
 // Class methods
 
-/* Version of the running kernel, e.g. 618 for 6.18. */
+/*
+ * Version of the running kernel, e.g. 618 for 6.18.
+ *
+ * @example
+ *   UM.kernel_version  # => 612 on Linux 6.12
+ */
 static VALUE um_s_kernel_version(VALUE klass) {
   return INT2NUM(um_kernel_version());
 }
 
-/* A pipe: [read_fd, write_fd]. */
+/*
+ * A pipe: [read_fd, write_fd].
+ *
+ * @example
+ *   r, w = UM.pipe  # => [5, 6]
+ */
 static VALUE um_s_pipe(VALUE klass) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) < 0) rb_sys_fail("pipe");
   return rb_ary_new_from_args(2, INT2NUM(fds[0]), INT2NUM(fds[1]));
 }
 
-/* A pair of connected sockets: [fd, fd]. */
+/*
+ * A pair of connected sockets: [fd, fd].
+ *
+ * @example
+ *   a, b = UM.socketpair(UM::AF_UNIX, UM::SOCK_STREAM, 0)
+ */
 static VALUE um_s_socketpair(VALUE klass, VALUE domain, VALUE type, VALUE protocol) {
   int fds[2];
   int d = (int)um_arg_long(domain, "domain");
@@ -604,14 +809,27 @@ static VALUE um_s_socketpair(VALUE klass, VALUE domain, VALUE type, VALUE protoc
   return rb_ary_new_from_args(2, INT2NUM(fds[0]), INT2NUM(fds[1]));
 }
 
-/* A pidfd referring to the process +pid+. */
+/*
+ * A pidfd referring to the process +pid+.
+ *
+ * @example
+ *   pid = fork { sleep 1 }
+ *   pidfd = UM.pidfd_open(pid)
+ *   machine.waitid(UM::P_PIDFD, pidfd, UM::WEXITED)
+ */
 static VALUE um_s_pidfd_open(VALUE klass, VALUE pid) {
   int fd = (int)syscall(SYS_pidfd_open, (pid_t)um_arg_long(pid, "pid"), 0);
   if (fd < 0) rb_sys_fail("pidfd_open");
   return INT2NUM(fd);
 }
 
-/* Sends the signal to the process the pidfd refers to; returns 0. */
+/*
+ * Sends the signal to the process the pidfd refers to; returns 0.
+ *
+ * @example
+ *   pid = fork { sleep }
+ *   UM.pidfd_send_signal(UM.pidfd_open(pid), UM::SIGTERM)  # => 0
+ */
 static VALUE um_s_pidfd_send_signal(VALUE klass, VALUE pidfd, VALUE sig) {
   int ret = (int)syscall(SYS_pidfd_send_signal, um_arg_fd(pidfd), (int)um_arg_long(sig, "signal"), NULL, 0);
   if (ret < 0) rb_sys_fail("pidfd_send_signal");
@@ -624,6 +842,10 @@ static VALUE um_s_pidfd_send_signal(VALUE klass, VALUE pidfd, VALUE sig) {
  * Makes this process a child subreaper (prctl PR_SET_CHILD_SUBREAPER):
  * orphaned descendants are re-parented to it instead of to init, so it can
  * wait for them. Returns +on+.
+ *
+ * @example
+ *   UM.pr_set_child_subreaper        # => true
+ *   UM.pr_set_child_subreaper(false) # => false
  */
 static VALUE um_s_pr_set_child_subreaper(int argc, VALUE *argv, VALUE klass) {
   VALUE on = rb_check_arity(argc, 0, 1) ? argv[0] : Qtrue;
@@ -635,6 +857,12 @@ static VALUE um_s_pr_set_child_subreaper(int argc, VALUE *argv, VALUE klass) {
  * call-seq: pending_fibers -> Set
  *
  * The fibers waiting on an operation of this machine.
+ *
+ * @example
+ *   r, _w = UM.pipe
+ *   f = machine.spin { machine.read(r, +"", 10) }
+ *   machine.snooze
+ *   machine.pending_fibers.include?(f)  # => true
  */
 static VALUE um_pending_fibers_m(VALUE self) {
   VALUE list = um_pending_fibers(um_get_machine(self));
@@ -678,7 +906,17 @@ void Init_um_class(void) {
   rb_define_const(rb_cObject, "UM", cUM);
   rb_define_alloc_func(cUM, um_allocate);
 
+  /*
+   * Document-class: UringMachine::Error
+   *
+   * Misuse of a machine: a closed machine, the wrong thread, a fiber state.
+   */
   eUMError = rb_define_class_under(cUM, "Error", rb_eStandardError);
+  /*
+   * Document-class: UringMachine::Terminate
+   *
+   * Raised in a fiber by UringMachine#terminate; not a StandardError.
+   */
   eUMTerminate = rb_define_class_under(cUM, "Terminate", rb_eException);
 
   rb_define_method(cUM, "initialize", um_initialize, -1);

@@ -10,6 +10,10 @@
  *
  * Creates an inotify instance and returns its fd (non-blocking and
  * close-on-exec: the machine waits for its events through the ring).
+ *
+ * @example
+ *   fd = UM.inotify_init
+ *   machine.inotify_add_watch(fd, "/tmp", UM::IN_CREATE)
  */
 static VALUE um_s_inotify_init(VALUE self) {
   int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
@@ -35,6 +39,10 @@ static unsigned um_inotify_mask_arg(VALUE mask) {
  *
  * Raises Errno::ENOENT for a missing path, Errno::EBADF or Errno::EINVAL for
  * an fd that is not an inotify fd, Errno::EINVAL for a mask without events.
+ *
+ * @example
+ *   fd = UM.inotify_init
+ *   wd = UM.inotify_add_watch(fd, "/tmp", UM::IN_CREATE | UM::IN_DELETE)
  */
 static VALUE um_inotify_add_watch_m(VALUE self, VALUE fd, VALUE path, VALUE mask) {
   int ifd = um_arg_fd(fd);
@@ -51,6 +59,9 @@ static VALUE um_inotify_add_watch_m(VALUE self, VALUE fd, VALUE path, VALUE mask
  *
  * Removes the watch; an IN_IGNORED event for +wd+ follows. Raises
  * Errno::EINVAL for an unknown wd. Also a class method.
+ *
+ * @example
+ *   UM.inotify_rm_watch(fd, wd)
  */
 static VALUE um_inotify_rm_watch_m(VALUE self, VALUE fd, VALUE wd) {
   if (inotify_rm_watch(um_arg_fd(fd), um_arg_int(wd, "wd")) < 0) rb_syserr_fail(errno, "inotify_rm_watch");
@@ -66,6 +77,12 @@ static VALUE um_inotify_rm_watch_m(VALUE self, VALUE fd, VALUE wd) {
  * and the name of the entry in a watched directory ("" for an event on the
  * watched item itself), as in 1.0. UM::IN_IGNORED events (a watch removed)
  * and UM::IN_Q_OVERFLOW (wd -1) are returned too.
+ *
+ * @example
+ *   fd = UM.inotify_init
+ *   machine.inotify_add_watch(fd, "/tmp", UM::IN_CREATE)
+ *   machine.inotify_get_events(fd)
+ *   # => [{wd: 1, mask: UM::IN_CREATE, name: "new.txt"}]
  */
 static VALUE um_inotify_get_events_m(VALUE self, VALUE fd) {
   struct um *m = um_get_machine(self);

@@ -73,6 +73,10 @@ static struct um_io *io_get(VALUE self) {
  * raises UM::Error and leaves the data alone. Fibers taking turns (one read
  * finished before the next starts) may share a UM::IO. #write, #pending,
  * #consumed and #mode may be called at any time.
+ *
+ * @example
+ *   io = UM::IO.new(machine, fd, :socket)
+ *   io.read_line
  */
 static VALUE io_initialize(int argc, VALUE *argv, VALUE self) {
   struct um_io *io;
@@ -104,7 +108,14 @@ static VALUE io_initialize(int argc, VALUE *argv, VALUE self) {
   return self;
 }
 
-/* The mode: :fd, :socket or :ssl. */
+/*
+ * The mode: :fd, :socket or :ssl.
+ *
+ * @example
+ *   machine.io(fd).mode           # => :fd
+ *   machine.io(sock_fd).mode      # => :socket
+ *   machine.io(ssl_socket).mode   # => :ssl
+ */
 static VALUE io_mode(VALUE self) {
   struct um_io *io = io_get(self);
   return io->mode == UM_IO_SSL ? sym_ssl : io->mode == UM_IO_SOCKET ? sym_socket : sym_fd;
@@ -138,6 +149,12 @@ static VALUE io_read_line_body(VALUE arg) {
  * data left in place, when no line end comes before EOF or within the
  * first +limit+ bytes (the line end counted; 0: no limit): protocol code
  * reads that as an error, and #read can still take the rest.
+ *
+ * @example
+ *   # the peer sent "GET / HTTP/1.1\r\nHost: x\r\n"
+ *   io.read_line  # => "GET / HTTP/1.1"
+ *   io.read_line  # => "Host: x"
+ *   io.read_line  # => nil at EOF
  */
 static VALUE io_read_line(int argc, VALUE *argv, VALUE self) {
   struct um_io *io = io_get(self);
@@ -157,6 +174,11 @@ static VALUE io_read_to_delim_body(VALUE arg) {
  * Data up to the delimiter String (consumed, not returned). nil at EOF, and
  * nil, with the data left in place, when no delimiter ends before EOF or
  * within the first +limit+ bytes (0: no limit), as for #read_line.
+ *
+ * @example
+ *   # the peer sent "a,b,"
+ *   io.read_to_delim(",")  # => "a"
+ *   io.read_to_delim(",")  # => "b"
  */
 static VALUE io_read_to_delim(int argc, VALUE *argv, VALUE self) {
   struct um_io *io = io_get(self);
@@ -185,6 +207,11 @@ static VALUE io_read_body(VALUE arg) {
  * Positive: exactly +len+ bytes (nil, the data left in place, at EOF before
  * that many). 0: whatever is buffered, waiting for some data when nothing
  * is; nil at EOF. Negative: the same, up to -len bytes.
+ *
+ * @example
+ *   io.read(5)   # => "hello", exactly 5 bytes
+ *   io.read(0)   # => whatever is buffered
+ *   io.read(-3)  # => up to 3 bytes
  */
 static VALUE io_read(VALUE self, VALUE len) {
   struct um_io *io = io_get(self);
@@ -197,7 +224,13 @@ static VALUE io_skip_body(VALUE arg) {
   return SIZET2NUM(um_io_skip(a->io, (size_t)a->len));
 }
 
-/* Skips +len+ bytes; returns how many were skipped (fewer at EOF). */
+/*
+ * Skips +len+ bytes; returns how many were skipped (fewer at EOF).
+ *
+ * @example
+ *   io.skip(4)  # => 4
+ *   io.read(2)
+ */
 static VALUE io_skip(VALUE self, VALUE len) {
   struct um_io *io = io_get(self);
   long n = um_arg_long(len, "length");
@@ -216,6 +249,9 @@ static VALUE io_read_each_body(VALUE arg) {
  * Calls the block with a read-only IO::Buffer view of each chunk received
  * (pending data first) until EOF. No copy is made: a view is valid only
  * inside the block. The block must not read from this UM::IO (UM::Error).
+ *
+ * @example
+ *   io.read_each { |buf| total += buf.size }
  */
 static VALUE io_read_each(VALUE self) {
   struct um_io *io = io_get(self);
@@ -229,18 +265,36 @@ static VALUE io_eof_body(VALUE arg) {
   return um_io_fill(io) ? Qfalse : Qtrue;
 }
 
-/* Whether all data was consumed and the peer closed (waits to find out). */
+/*
+ * Whether all data was consumed and the peer closed (waits to find out).
+ *
+ * @example
+ *   io.read_line  # => "last"
+ *   io.eof?       # => true
+ */
 static VALUE io_eof_p(VALUE self) {
   struct um_io *io = io_get(self);
   return um_io_exclusive(io, "eof?", io_eof_body, (VALUE)io);
 }
 
-/* Bytes consumed by reads so far. */
+/*
+ * Bytes consumed by reads so far.
+ *
+ * @example
+ *   io.read(3)
+ *   io.consumed  # => 3
+ */
 static VALUE io_consumed(VALUE self) {
   return ULL2NUM(io_get(self)->consumed);
 }
 
-/* Bytes received and buffered, not yet consumed. */
+/*
+ * Bytes received and buffered, not yet consumed.
+ *
+ * @example
+ *   io.read(1)
+ *   io.pending  # => bytes received and not read yet
+ */
 static VALUE io_pending(VALUE self) {
   return SIZET2NUM(io_get(self)->pending);
 }
@@ -250,7 +304,13 @@ static VALUE io_clear_body(VALUE arg) {
   return Qnil;
 }
 
-/* Discards the buffered data; returns self. */
+/*
+ * Discards the buffered data; returns self.
+ *
+ * @example
+ *   io.clear
+ *   io.pending  # => 0
+ */
 static VALUE io_clear(VALUE self) {
   struct um_io *io = io_get(self);
   um_io_exclusive(io, "clear", io_clear_body, (VALUE)io);
@@ -272,6 +332,10 @@ static VALUE io_resp_read_body(VALUE arg) {
  * returned (not raised) as a UM::IO::RESPError. Attributes ("|") are read
  * and dropped: the value they annotate is returned. nil at EOF; EOFError
  * when the stream ends inside a value; UM::Error on malformed data.
+ *
+ * @example
+ *   io.resp_write(["GET", "key"])
+ *   io.resp_read  # => "value" (a Redis reply)
  */
 static VALUE io_resp_read(VALUE self) {
   struct um_io *io = io_get(self);
@@ -294,6 +358,9 @@ static VALUE io_write_all(struct um_io *io, int argc, VALUE *argv) {
  *
  * Writes +obj+ RESP-encoded (see UM::IO.resp_encode); returns the bytes
  * written. A Redis command is an Array of Strings: resp_write(["SET", "k", "v"]).
+ *
+ * @example
+ *   io.resp_write(["SET", "k", "v"])  # => 27
  */
 static VALUE io_resp_write(VALUE self, VALUE obj) {
   struct um_io *io = io_get(self);
@@ -311,6 +378,9 @@ static VALUE io_resp_write(VALUE self, VALUE obj) {
  * array, Hash as a map. Beyond 1.0: a Symbol as the bulk string of its
  * name, a UM::IO::RESPError as an error reply. Anything else raises
  * TypeError; a structure nested deeper than 512 levels ArgumentError.
+ *
+ * @example
+ *   UM::IO.resp_encode(+"", ["SET", "k"])  # => "*2\r\n$3\r\nSET\r\n$1\r\nk\r\n"
  */
 static VALUE io_s_resp_encode(VALUE self, VALUE buf, VALUE obj) {
   if (!RB_TYPE_P(buf, T_STRING))
@@ -324,12 +394,20 @@ static VALUE io_s_resp_encode(VALUE self, VALUE buf, VALUE obj) {
  * call-seq: write(*buffers) -> Integer
  *
  * Writes every buffer, all of it; returns the total bytes.
+ *
+ * @example
+ *   io.write("HTTP/1.1 200 OK\r\n", "\r\n")  # => 19
  */
 static VALUE io_write(int argc, VALUE *argv, VALUE self) {
   return io_write_all(io_get(self), argc, argv);
 }
 
-/* The fd, or the SSL socket. */
+/*
+ * The fd, or the SSL socket.
+ *
+ * @example
+ *   UM::IO.new(machine, 7).target  # => 7
+ */
 static VALUE io_target(VALUE self) {
   return io_get(self)->target;
 }
@@ -339,6 +417,14 @@ void Init_um_io_class(void) {
   sym_socket = ID2SYM(rb_intern("socket"));
   sym_ssl = ID2SYM(rb_intern("ssl"));
 
+  /*
+   * Document-class: UringMachine::IO
+   *
+   * Buffered reads and writes on an fd, a socket or a TLS socket, through
+   * the machine: lines, delimited records, exact lengths and RESP values,
+   * read from the machine's kernel buffer pool. Made by UringMachine#io or
+   * UM::IO.new(machine, target, mode).
+   */
   cIO = rb_define_class_under(cUM, "IO", rb_cObject);
   rb_define_alloc_func(cIO, io_allocate);
   rb_define_method(cIO, "initialize", io_initialize, -1);

@@ -8,6 +8,12 @@
  * Accepts connections on the listening socket with one multishot accept,
  * calling the block with each new fd. Ends quietly when the socket is shut
  * down or closed.
+ *
+ * @example
+ *   server = machine.tcp_listen("127.0.0.1", 9000)
+ *   machine.accept_each(server) do |fd|
+ *     machine.spin { handle(fd) }
+ *   end
  */
 static VALUE um_accept_each_m(VALUE self, VALUE fd) {
   struct um *m = um_get_machine(self);
@@ -21,6 +27,11 @@ static VALUE um_accept_each_m(VALUE self, VALUE fd) {
  * Reads from the fd with one multishot read over the buffer pool (Linux
  * 6.7), calling the block with each chunk as a new String, until EOF. The fd
  * must be pollable (pipe, socket).
+ *
+ * @example
+ *   r, w = UM.pipe
+ *   machine.spin { machine.write(w, "abc"); machine.close(w) }
+ *   machine.read_each(r) { |chunk| p chunk }  # prints "abc"
  */
 static VALUE um_read_each_m(VALUE self, VALUE fd) {
   struct um *m = um_get_machine(self);
@@ -33,6 +44,9 @@ static VALUE um_read_each_m(VALUE self, VALUE fd) {
  *
  * Receives from the socket with one multishot recv over the buffer pool,
  * calling the block with each chunk as a new String, until EOF.
+ *
+ * @example
+ *   machine.recv_each(fd) { |data| machine.send(fd, data) }  # echo until EOF
  */
 static VALUE um_recv_each_m(int argc, VALUE *argv, VALUE self) {
   struct um *m = um_get_machine(self);
@@ -51,6 +65,9 @@ static VALUE um_recv_each_m(int argc, VALUE *argv, VALUE self) {
  * :buffers_incremental (whether buffers are consumed incrementally, Linux
  * 6.12). All 0 before first use.
  * The same figures appear in #metrics.
+ *
+ * @example
+ *   machine.buffer_pool_metrics[:buffers_in_use]  # => 0 when no multishot read runs
  */
 static VALUE um_buffer_pool_metrics(VALUE self) {
   VALUE h = rb_hash_new();

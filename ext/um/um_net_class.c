@@ -106,6 +106,9 @@ static socklen_t um_net_addr_args(int argc, VALUE *argv, struct sockaddr_storage
  *
  * Creates a socket (close-on-exec), e.g.
  * <tt>socket(UM::AF_INET, UM::SOCK_STREAM)</tt>.
+ *
+ * @example
+ *   fd = machine.socket(UM::AF_INET, UM::SOCK_STREAM, 0, 0)
  */
 static VALUE um_socket_m(int argc, VALUE *argv, VALUE self) {
   struct um *m = um_get_machine(self);
@@ -125,6 +128,11 @@ static VALUE um_socket_m(int argc, VALUE *argv, VALUE self) {
  * Binds the socket to an IPv4 or IPv6 address and port, or to a packed
  * sockaddr (Socket.sockaddr_in, Socket.sockaddr_un). Host names are not
  * resolved ("localhost" excepted).
+ *
+ * @example
+ *   fd = machine.socket(UM::AF_INET, UM::SOCK_STREAM, 0, 0)
+ *   machine.bind(fd, "127.0.0.1", 9000)  # => 0
+ *   machine.bind(unix_fd, Socket.sockaddr_un("/tmp/app.sock"))
  */
 static VALUE um_bind_m(int argc, VALUE *argv, VALUE self) {
   struct um *m = um_get_machine(self);
@@ -139,6 +147,10 @@ static VALUE um_bind_m(int argc, VALUE *argv, VALUE self) {
  * call-seq: listen(fd, backlog = UM::SOMAXCONN) -> 0
  *
  * Marks the socket as accepting connections.
+ *
+ * @example
+ *   machine.bind(fd, "127.0.0.1", 9000)
+ *   machine.listen(fd, 128)  # => 0
  */
 static VALUE um_listen_m(int argc, VALUE *argv, VALUE self) {
   struct um *m = um_get_machine(self);
@@ -153,6 +165,10 @@ static VALUE um_listen_m(int argc, VALUE *argv, VALUE self) {
  *
  * Waits for a connection on the listening socket; returns the connected
  * socket (close-on-exec).
+ *
+ * @example
+ *   server = machine.tcp_listen("127.0.0.1", 9000)
+ *   conn = machine.accept(server)  # => fd of the connection
  */
 static VALUE um_accept_m(VALUE self, VALUE fd) {
   struct um *m = um_get_machine(self);
@@ -165,6 +181,10 @@ static VALUE um_accept_m(VALUE self, VALUE fd) {
  *   connect(fd, sockaddr) -> 0
  *
  * Connects the socket; the address forms are those of #bind.
+ *
+ * @example
+ *   fd = machine.socket(UM::AF_INET, UM::SOCK_STREAM, 0, 0)
+ *   machine.connect(fd, "127.0.0.1", 9000)  # => 0
  */
 static VALUE um_connect_m(int argc, VALUE *argv, VALUE self) {
   struct um *m = um_get_machine(self);
@@ -181,6 +201,10 @@ static VALUE um_connect_m(int argc, VALUE *argv, VALUE self) {
  * Sends up to +len+ bytes of the buffer (nil or -1: all of it); returns the
  * bytes sent, which may be fewer. A closed peer raises Errno::EPIPE (never
  * SIGPIPE).
+ *
+ * @example
+ *   machine.send(fd, "ping", 4, 0)  # => 4
+ *   machine.send(fd, "pong")        # => 4 (whole buffer, no flags)
  */
 static VALUE um_send_m(int argc, VALUE *argv, VALUE self) {
   struct um *m = um_get_machine(self);
@@ -197,6 +221,10 @@ static VALUE um_send_m(int argc, VALUE *argv, VALUE self) {
  *
  * Receives up to +maxlen+ bytes into the buffer (a String is grown and ends
  * where the data ends, as with #read). Returns the bytes received, 0 at EOF.
+ *
+ * @example
+ *   buf = +""
+ *   machine.recv(fd, buf, 4096, 0)  # => bytes received, 0 at EOF
  */
 static VALUE um_recv_m(int argc, VALUE *argv, VALUE self) {
   struct um *m = um_get_machine(self);
@@ -215,6 +243,9 @@ static VALUE um_recv_m(int argc, VALUE *argv, VALUE self) {
  *
  * Sends every buffer in order, all of them (partial sends are continued);
  * returns the total bytes.
+ *
+ * @example
+ *   machine.sendv(fd, "HTTP/1.1 200 OK\r\n", "Content-Length: 2\r\n\r\n", "ok")
  */
 static VALUE um_sendv_m(int argc, VALUE *argv, VALUE self) {
   struct um *m = um_get_machine(self);
@@ -231,6 +262,9 @@ static VALUE um_sendv_m(int argc, VALUE *argv, VALUE self) {
  *
  * Shuts down reading (UM::SHUT_RD), writing (UM::SHUT_WR) or both
  * (UM::SHUT_RDWR).
+ *
+ * @example
+ *   machine.shutdown(fd, UM::SHUT_WR)  # => 0; the peer reads EOF
  */
 static VALUE um_shutdown_m(VALUE self, VALUE fd, VALUE how) {
   struct um *m = um_get_machine(self);
@@ -243,6 +277,9 @@ static VALUE um_shutdown_m(VALUE self, VALUE fd, VALUE how) {
  * Like #shutdown without waiting. A bad fd or non-socket is counted in
  * metrics[:async_errors]; a refused shutdown (ENOTCONN) goes unreported, as
  * the kernel posts no CQE for it.
+ *
+ * @example
+ *   machine.shutdown_async(fd, UM::SHUT_RDWR)  # returns at once
  */
 static VALUE um_shutdown_async_m(VALUE self, VALUE fd, VALUE how) {
   struct um *m = um_get_machine(self);
@@ -254,6 +291,9 @@ static VALUE um_shutdown_async_m(VALUE self, VALUE fd, VALUE how) {
  *
  * The value of an integer socket option (a boolean option gives 0 or 1).
  * SO_LINGER gives the linger time in seconds, -1 when lingering is off.
+ *
+ * @example
+ *   machine.getsockopt(fd, UM::SOL_SOCKET, UM::SO_REUSEADDR)  # => 1
  */
 static VALUE um_getsockopt_m(VALUE self, VALUE fd, VALUE level, VALUE opt) {
   struct um *m = um_get_machine(self);
@@ -266,6 +306,9 @@ static VALUE um_getsockopt_m(VALUE self, VALUE fd, VALUE level, VALUE opt) {
  * Sets an integer socket option; +value+ is an Integer, true or false.
  * SO_LINGER takes the linger time in seconds (0: reset the connection on
  * close), false or -1 to turn lingering off.
+ *
+ * @example
+ *   machine.setsockopt(fd, UM::IPPROTO_TCP, UM::TCP_NODELAY, true)  # => 0
  */
 static VALUE um_setsockopt_m(VALUE self, VALUE fd, VALUE level, VALUE opt, VALUE value) {
   struct um *m = um_get_machine(self);
@@ -285,6 +328,12 @@ static VALUE um_setsockopt_m(VALUE self, VALUE fd, VALUE level, VALUE opt, VALUE
  * call-seq: send_fd(sock, fd) -> fd
  *
  * Sends the file descriptor over a UNIX socket (SCM_RIGHTS); returns it.
+ *
+ * @example
+ *   a, b = UM.socketpair(UM::AF_UNIX, UM::SOCK_STREAM, 0)
+ *   r, w = UM.pipe
+ *   machine.send_fd(a, w)  # => w
+ *   machine.recv_fd(b)     # => a new fd for the same pipe end
  */
 static VALUE um_send_fd_m(VALUE self, VALUE sock, VALUE fd) {
   struct um *m = um_get_machine(self);
@@ -296,6 +345,10 @@ static VALUE um_send_fd_m(VALUE self, VALUE sock, VALUE fd) {
  *
  * Receives a file descriptor sent with #send_fd (it is close-on-exec);
  * nil at EOF.
+ *
+ * @example
+ *   machine.send_fd(a, file_fd)
+ *   fd = machine.recv_fd(b)  # => 9
  */
 static VALUE um_recv_fd_m(VALUE self, VALUE sock) {
   struct um *m = um_get_machine(self);
@@ -307,6 +360,10 @@ static VALUE um_recv_fd_m(VALUE self, VALUE sock) {
  *
  * A TCP socket bound to the IPv4 or IPv6 address and port (SO_REUSEADDR
  * set), listening with a backlog of UM::SOMAXCONN.
+ *
+ * @example
+ *   server = machine.tcp_listen("127.0.0.1", 9000)
+ *   server6 = machine.tcp_listen("::1", 9000)
  */
 static VALUE um_tcp_listen_m(VALUE self, VALUE host, VALUE port) {
   struct um *m = um_get_machine(self);
@@ -319,6 +376,10 @@ static VALUE um_tcp_listen_m(VALUE self, VALUE host, VALUE port) {
  * call-seq: tcp_connect(host, port) -> fd
  *
  * A TCP socket connected to the IPv4 or IPv6 address and port.
+ *
+ * @example
+ *   fd = machine.tcp_connect("127.0.0.1", 9000)
+ *   machine.send(fd, "hello")
  */
 static VALUE um_tcp_connect_m(VALUE self, VALUE host, VALUE port) {
   struct um *m = um_get_machine(self);

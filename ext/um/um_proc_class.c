@@ -19,6 +19,10 @@
  *
  * Raises Errno::ECHILD when there is no such child (or it was already
  * reaped), and UM::Error on kernels older than Linux 6.7.
+ *
+ * @example
+ *   pid = fork { exit 3 }
+ *   machine.waitid(UM::P_PID, pid, UM::WEXITED)  # => [pid, 3, UM::CLD_EXITED]
  */
 static VALUE um_waitid_m(VALUE self, VALUE idtype, VALUE id, VALUE options) {
   struct um *m = um_get_machine(self);

@@ -35,6 +35,11 @@ static size_t um_regbuf_offset_arg(VALUE v) {
  * Errno::EFAULT. Raises UM::Error while a fixed-buffer operation is pending.
  * Call #unregister_buffers when done: buffers of a machine that is garbage
  * collected while they are registered stay locked.
+ *
+ * @example
+ *   bufs = [IO::Buffer.new(4096), IO::Buffer.new(4096)]
+ *   machine.register_buffers(bufs)  # => bufs, locked while registered
+ *   machine.read_fixed(fd, 0)       # reads into bufs[0]
  */
 static VALUE um_register_buffers_m(VALUE self, VALUE buffers) {
   struct um *m = um_get_machine(self);
@@ -50,6 +55,10 @@ static VALUE um_register_buffers_m(VALUE self, VALUE buffers) {
  * Does nothing when no buffers are registered. Raises UM::Error while a
  * fixed-buffer operation is pending (cancel or finish it first): the kernel
  * may still be using the memory.
+ *
+ * @example
+ *   machine.register_buffers([IO::Buffer.new(4096)])
+ *   machine.unregister_buffers  # the buffers are unlocked
  */
 static VALUE um_unregister_buffers_m(VALUE self) {
   return um_unregister_buffers(um_get_machine(self));
@@ -84,6 +93,11 @@ static struct um_fixed_call um_parse_fixed_args(int argc, VALUE *argv) {
  *
  * Raises ArgumentError when +index+ or the range is outside the
  * registration, UM::Error when no buffers are registered.
+ *
+ * @example
+ *   buf = IO::Buffer.new(4096)
+ *   machine.register_buffers([buf])
+ *   machine.read_fixed(fd, 0, 100)  # => bytes read into buf
  */
 static VALUE um_read_fixed_m(int argc, VALUE *argv, VALUE self) {
   struct um *m = um_get_machine(self);
@@ -100,6 +114,12 @@ static VALUE um_read_fixed_m(int argc, VALUE *argv, VALUE self) {
  *
  * Raises ArgumentError when +index+ or the range is outside the
  * registration, UM::Error when no buffers are registered.
+ *
+ * @example
+ *   buf = IO::Buffer.new(5)
+ *   buf.set_string("hello")
+ *   machine.register_buffers([buf])
+ *   machine.write_fixed(fd, 0)  # => 5
  */
 static VALUE um_write_fixed_m(int argc, VALUE *argv, VALUE self) {
   struct um *m = um_get_machine(self);

@@ -36,6 +36,13 @@ static double um_select_timeout(VALUE v) {
  *
  * Raises Errno::EBADF when an fd is not open, TypeError for an fd that is
  * not an Integer, ArgumentError for a negative timeout.
+ *
+ * @example
+ *   r, w = UM.pipe
+ *   machine.write(w, "x")
+ *   machine.select([r], [w], [], 1)  # => [[r], [w], []]
+ *   machine.read(r, +"", 1)
+ *   machine.select([r], [], [], 0.1)  # => nil: nothing came within 0.1 s
  */
 static VALUE um_select_m(int argc, VALUE *argv, VALUE self) {
   struct um *m = um_get_machine(self);

@@ -32,6 +32,11 @@ static VALUE um_install_ssl_bio_m(VALUE self, VALUE sock) {
  * the buffer is neither a String nor an IO::Buffer, ArgumentError for a
  * negative +maxlen+, OpenSSL::SSL::SSLError for TLS errors and Errno::* for
  * the socket's.
+ *
+ * @example
+ *   machine.ssl_set_bio(ssl)
+ *   buf = +""
+ *   machine.ssl_read(ssl, buf, 4096)  # => bytes of plaintext, 0 at EOF
  */
 static VALUE um_ssl_read_m(VALUE self, VALUE sock, VALUE buffer, VALUE maxlen) {
   um_get_machine(self);
@@ -52,6 +57,10 @@ static VALUE um_ssl_read_m(VALUE self, VALUE sock, VALUE buffer, VALUE maxlen) {
  * reading it meanwhile is not held up. Same errors as #ssl_read (and
  * ArgumentError for +len+ below -1 or beyond the buffer); a peer that
  * closed gives Errno::EPIPE (or ECONNRESET).
+ *
+ * @example
+ *   machine.ssl_set_bio(ssl)
+ *   machine.ssl_write(ssl, "GET / HTTP/1.1\r\n\r\n")  # => 18
  */
 static VALUE um_ssl_write_m(int argc, VALUE *argv, VALUE self) {
   rb_check_arity(argc, 2, 3);

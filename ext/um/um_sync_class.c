@@ -40,7 +40,14 @@ static struct um_mutex *mutex_get(VALUE obj) {
   return RTYPEDDATA_DATA(obj);
 }
 
-/* Whether some fiber holds the mutex. */
+/*
+ * Whether some fiber holds the mutex.
+ *
+ * @example
+ *   mutex = UM::Mutex.new
+ *   mutex.locked?                                    # => false
+ *   machine.synchronize(mutex) { mutex.locked? }     # => true
+ */
 static VALUE mutex_locked_p(VALUE self) {
   return __atomic_load_n(&mutex_get(self)->state, __ATOMIC_RELAXED) ? Qtrue : Qfalse;
 }
@@ -79,7 +86,14 @@ static struct um_queue *queue_get(VALUE obj) {
   return RTYPEDDATA_DATA(obj);
 }
 
-/* Number of items in the queue. */
+/*
+ * Number of items in the queue.
+ *
+ * @example
+ *   q = UM::Queue.new
+ *   machine.push(q, :a)
+ *   q.count  # => 1 (also #size, #length)
+ */
 static VALUE queue_count(VALUE self) {
   return LONG2NUM(RARRAY_LEN(queue_get(self)->items));
 }
@@ -92,12 +106,7 @@ static struct um *um_sync_machine(VALUE self) {
   return um_get_machine(rb_funcall(rb_thread_current(), id_machine, 0));
 }
 
-/*
- * call-seq: synchronize(mutex) { } -> block value
- *
- * Runs the block holding the mutex; other fibers (of any thread or machine)
- * wanting it wait meanwhile. Raises UM::Error on recursive locking.
- */
+// What #synchronize's ensure needs to unlock.
 struct um_sync_ctx {
   VALUE machine;
   VALUE mutex;
@@ -111,6 +120,21 @@ static VALUE um_synchronize_unlock(VALUE arg) {
   return Qnil;
 }
 
+/*
+ * call-seq: synchronize(mutex) { } -> block value
+ *
+ * Runs the block holding the UM::Mutex; waits (suspending only the calling
+ * fiber) while another fiber, of any thread or machine, holds it. The
+ * mutex is released when the block returns or raises. Raises UM::Error on
+ * recursive locking.
+ *
+ * @example
+ *   mutex = UM::Mutex.new
+ *   count = 0
+ *   fibers = 10.times.map { machine.spin { machine.synchronize(mutex) { count += 1 } } }
+ *   machine.join(fibers)
+ *   count  # => 10
+ */
 static VALUE um_synchronize_m(VALUE self, VALUE mutex) {
   struct um_mutex *mx = mutex_get(mutex);
   rb_need_block();
@@ -121,25 +145,57 @@ static VALUE um_synchronize_m(VALUE self, VALUE mutex) {
   return rb_ensure(rb_yield, Qnil, um_synchronize_unlock, (VALUE)&ctx);
 }
 
-/* Adds a value at the tail of the queue, waking a waiting consumer. */
+/*
+ * Adds a value at the tail of the queue, waking a waiting consumer.
+ *
+ * @example
+ *   q = UM::Queue.new
+ *   machine.push(q, :a)
+ *   machine.push(q, :b)
+ *   machine.shift(q)  # => :a
+ */
 static VALUE um_push_m(VALUE self, VALUE queue, VALUE value) {
   struct um_queue *q = queue_get(queue);
   return um_queue_push(um_sync_machine(self), q, queue, value);
 }
 
-/* Adds a value at the head of the queue, waking a waiting consumer. */
+/*
+ * Adds a value at the head of the queue, waking a waiting consumer.
+ *
+ * @example
+ *   q = UM::Queue.new
+ *   machine.push(q, :a)
+ *   machine.unshift(q, :first)
+ *   machine.shift(q)  # => :first
+ */
 static VALUE um_unshift_m(VALUE self, VALUE queue, VALUE value) {
   struct um_queue *q = queue_get(queue);
   return um_queue_unshift(um_sync_machine(self), q, queue, value);
 }
 
-/* Removes and returns the value at the tail, waiting while the queue is empty. */
+/*
+ * Removes and returns the value at the tail, waiting while the queue is empty.
+ *
+ * @example
+ *   q = UM::Queue.new
+ *   machine.push(q, 1)
+ *   machine.push(q, 2)
+ *   machine.pop(q)  # => 2
+ */
 static VALUE um_pop_m(VALUE self, VALUE queue) {
   struct um_queue *q = queue_get(queue);
   return um_queue_take(um_sync_machine(self), q, queue, true);
 }
 
-/* Removes and returns the value at the head, waiting while the queue is empty. */
+/*
+ * Removes and returns the value at the head, waiting while the queue is empty.
+ *
+ * @example
+ *   q = UM::Queue.new
+ *   consumer = machine.spin { machine.shift(q) }  # waits while empty
+ *   machine.push(q, :job)
+ *   machine.join(consumer)  # => :job
+ */
 static VALUE um_shift_m(VALUE self, VALUE queue) {
   struct um_queue *q = queue_get(queue);
   return um_queue_take(um_sync_machine(self), q, queue, false);
@@ -148,10 +204,22 @@ static VALUE um_shift_m(VALUE self, VALUE queue) {
 void Init_um_sync_class(void) {
   id_machine = rb_intern("machine");
 
+  /*
+   * Document-class: UringMachine::Mutex
+   *
+   * A futex-based mutex, held with UringMachine#synchronize; waiters of any
+   * thread or machine suspend only their fiber.
+   */
   cMutex = rb_define_class_under(cUM, "Mutex", rb_cObject);
   rb_define_alloc_func(cMutex, mutex_allocate);
   rb_define_method(cMutex, "locked?", mutex_locked_p, 0);
 
+  /*
+   * Document-class: UringMachine::Queue
+   *
+   * A futex-based queue for UringMachine#push, #unshift, #shift and #pop;
+   * usable across fibers, threads and machines.
+   */
   cQueue = rb_define_class_under(cUM, "Queue", rb_cObject);
   rb_define_alloc_func(cQueue, queue_allocate);
   rb_define_method(cQueue, "count", queue_count, 0);

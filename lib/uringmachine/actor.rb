@@ -9,6 +9,11 @@ class UringMachine
   #   counter = machine.spin_actor(Counter.new)
   #   counter.cast(:add, 2)
   #   counter.call(:total)   # => 2
+  #
+  # @example
+  #   actor = machine.spin_actor(counter)
+  #   actor.cast(:add, 2)
+  #   actor.call(:total)  # => 2
   def spin_actor(target)
     actor = spin(nil, Actor) { |_| Fiber.current.__send__(:run_actor) }
     actor.__send__(:bind, self, target)
@@ -24,6 +29,11 @@ class UringMachine
   class Actor < Fiber
     # Runs +name+ with the arguments in the actor and returns its value, or
     # raises what it raised. Waits (only the calling fiber) for the answer.
+    #
+    # @example
+    #   actor = machine.spin_actor([])
+    #   actor.call(:push, 1)  # => [1]
+    #   actor.call(:size)     # => 1
     def call(name, *args, **kwargs)
       ::Kernel.raise UringMachine::Error, "an actor cannot call itself (it would wait for its own answer)" if Fiber.current == self
 
@@ -37,6 +47,11 @@ class UringMachine
     end
 
     # Queues +name+ with the arguments for the actor and returns self at once.
+    #
+    # @example
+    #   actor = machine.spin_actor([])
+    #   actor.cast(:push, 1)  # => actor, at once
+    #   actor.call(:size)     # => 1
     def cast(name, *args, **kwargs)
       send_message([:cast, nil, name, args, kwargs])
       self
@@ -44,6 +59,12 @@ class UringMachine
 
     # Asks the actor to end after the messages already queued; returns self.
     # Join the actor to wait for it: its result is the target.
+    #
+    # @example
+    #   actor = machine.spin_actor([])
+    #   actor.cast(:push, 1)
+    #   actor.stop
+    #   machine.join(actor)  # => [1], the target
     def stop
       send_message([:stop])
       self

@@ -31,6 +31,10 @@ class UringMachine
 
     # A scheduler running its fibers and I/O on +machine+ (by default a new
     # machine). In a forked child it goes on with a fresh machine.
+    #
+    # @example
+    #   Fiber.set_scheduler(UM::FiberScheduler.new)
+    #   Fiber.schedule { sleep 0.1 }
     def initialize(machine = (@owns_machine = true) && UringMachine.new)
       raise TypeError, "expected a UringMachine, not #{machine.class}" unless machine.is_a?(UringMachine)
 
@@ -40,6 +44,10 @@ class UringMachine
 
     # The machine the scheduler runs on (a fresh one in a forked child: the
     # parent's ring is not usable there).
+    #
+    # @example
+    #   scheduler = UM::FiberScheduler.new(machine)
+    #   scheduler.machine  # => machine
     def machine
       @machine = UringMachine.new if @machine.forked?
       @machine
@@ -49,6 +57,10 @@ class UringMachine
     # the caller goes on when that fiber first waits. An exception that ends
     # the fiber is reported on $stderr (as for a Thread) and becomes the
     # fiber's #result.
+    #
+    # @example
+    #   Fiber.set_scheduler(UM::FiberScheduler.new)
+    #   Fiber.schedule { puts "in a fiber" }  # calls #fiber
     def fiber(&block)
       scheduler = self
       machine.spin_now do
@@ -66,6 +78,11 @@ class UringMachine
     # #unblock that came while the fiber was not blocked (a subclass that
     # lets other fibers run before calling super) is kept for this call,
     # which then returns true at once.
+    #
+    # @example
+    #   q = Thread::Queue.new
+    #   Fiber.schedule { q.pop }  # #block: only this fiber waits
+    #   Fiber.schedule { q << 1 }  # #unblock
     def block(_blocker, timeout = nil)
       fiber = Fiber.current
       return true if enter_block(fiber)
@@ -75,6 +92,11 @@ class UringMachine
 
     # Resumes a fiber suspended by #block; for a fiber not in #block, makes
     # its next #block return at once. May be called from any thread.
+    #
+    # @example
+    #   m = Thread::Mutex.new
+    #   Fiber.schedule { m.synchronize { sleep 0.1 } }
+    #   Fiber.schedule { m.synchronize { } }  # blocked, then unblocked
     def unblock(_blocker, fiber)
       # Claiming the fiber (one step, in C) tells a timeout that fired
       # meanwhile that a wakeup is on its way.
@@ -85,12 +107,18 @@ class UringMachine
     # Kernel#sleep, Mutex#sleep, ConditionVariable#wait: suspends the fiber
     # for +duration+ seconds (nil: until woken). Ruby wakes such a sleep with
     # #unblock (ConditionVariable#signal does), so this is a #block.
+    #
+    # @example
+    #   Fiber.schedule { sleep 0.1 }  # only this fiber sleeps
     def kernel_sleep(duration = nil)
       duration&.zero? ? machine.snooze : block(:sleep, duration)
       nil
     end
 
     # Ruby 4.0: lets the other fibers run, then goes on.
+    #
+    # @example
+    #   Fiber.schedule { Fiber.scheduler.yield }
     def yield
       machine.snooze
       nil
@@ -100,6 +128,11 @@ class UringMachine
     # IO::PRIORITY, IO::WRITABLE); returns those ready, or false when the
     # timeout passed first. A nil timeout is the IO's own (IO#timeout):
     # when that passes, IO::TimeoutError is raised, as Ruby does.
+    #
+    # @example
+    #   r, w = IO.pipe
+    #   Fiber.schedule { r.wait_readable }  # #io_wait on the machine
+    #   Fiber.schedule { w << "x" }
     def io_wait(io, events, timeout = nil)
       return io_wait_blocking(io, events, timeout) unless machine_thread?(machine)
 
@@ -122,6 +155,9 @@ class UringMachine
     # ready ones, or nil when the timeout passed first.
     # Each set is nil or an Array (anything else raises TypeError, as
     # IO.select does; Ruby calls the hook before checking).
+    #
+    # @example
+    #   Fiber.schedule { IO.select([r], nil, nil, 1) }  # => [[r], [], []]
     def io_select(readables, writables = nil, exceptables = nil, timeout = nil)
       sets = [readables, writables, exceptables].map do |set|
         next [] if set.nil?
@@ -143,6 +179,12 @@ class UringMachine
 
     # Process.wait and friends: waits (only this fiber) for a child and
     # returns its Process::Status.
+    #
+    # @example
+    #   Fiber.schedule do
+    #     pid = spawn("true")
+    #     Process.wait(pid)  # #process_wait: only this fiber waits
+    #   end
     def process_wait(pid, flags)
       return Fiber.blocking { Process::Status.wait(pid, flags) } if flags.anybits?(Process::WNOHANG)
 
@@ -159,6 +201,9 @@ class UringMachine
 
     # DNS for Socket, TCPSocket, Addrinfo... : getaddrinfo on a worker
     # thread. Returns the addresses as Strings ([] when there is none).
+    #
+    # @example
+    #   Fiber.schedule { Addrinfo.getaddrinfo("localhost", 80) }
     def address_resolve(hostname)
       host = hostname.sub(/%.*\z/, "")
       run_blocking do
@@ -170,6 +215,11 @@ class UringMachine
 
     # Timeout.timeout: raises exception_class.new(*args) in the block's fiber
     # if it runs longer than +duration+ seconds.
+    #
+    # @example
+    #   Fiber.schedule do
+    #     Timeout.timeout(0.1) { sleep 1 }  # raises Timeout::Error
+    #   end
     def timeout_after(duration, exception_class, *args, &block)
       machine.timeout(duration, exception_class.new(*args), &block)
     end
@@ -178,6 +228,9 @@ class UringMachine
     # threads; only the calling fiber waits. The work's memory belongs to
     # the caller, so this waits for the work to end even when interrupted;
     # the interruption is raised afterwards.
+    #
+    # @example
+    #   Fiber.schedule { Zlib.deflate("x" * 10_000_000) }  # runs on the worker pool
     def blocking_operation_wait(work)
       run_blocking(&work)
       nil
@@ -185,6 +238,11 @@ class UringMachine
 
     # Ruby 4.0: raises +exception+ in a fiber that waits on an IO being
     # closed. May be called from any thread.
+    #
+    # @example
+    #   r, w = IO.pipe
+    #   Fiber.schedule { r.read rescue IOError }
+    #   Fiber.schedule { r.close }  # the reader gets IOError
     def fiber_interrupt(fiber, exception)
       machine.schedule(fiber, exception)
       nil
@@ -194,6 +252,9 @@ class UringMachine
     # stdin, stdout, stderr and the fds Ruby keeps for itself (its timer
     # thread's): closing one of those aborts the VM. Ruby itself never asks:
     # it keeps fds 0 to 2 open and no IO can wrap a reserved fd.
+    #
+    # @example
+    #   Fiber.schedule { File.open("/tmp/x", "w").close }  # on Ruby 4.0, closes on the ring
     def io_close(fd)
       raise Error, "fd #{fd} is reserved by Ruby (stdio or the VM's own); it is not closed" if reserved_fd?(fd)
 
@@ -208,6 +269,11 @@ class UringMachine
     # the caller's, and one with operations still pending waits for the GC).
     # Called by Ruby at thread exit and when the scheduler is replaced; later
     # calls return at once.
+    #
+    # @example
+    #   Fiber.set_scheduler(UM::FiberScheduler.new)
+    #   Fiber.schedule { sleep 0.1 }
+    #   Fiber.set_scheduler(nil)  # calls #scheduler_close: the fiber finishes first
     def scheduler_close
       return if @closed
 
@@ -216,6 +282,12 @@ class UringMachine
       @closed = true
       nil
     end
+    # Ruby's name for #scheduler_close (called at thread exit).
+    #
+    # @example
+    #   scheduler = UM::FiberScheduler.new
+    #   scheduler.close
+    #   scheduler.closed?  # => true
     alias close scheduler_close
 
     def close_own_machine
@@ -226,11 +298,20 @@ class UringMachine
     private :close_own_machine
 
     # Whether #scheduler_close has finished.
+    #
+    # @example
+    #   scheduler.closed?  # => false until closed
     def closed?
       @closed
     end
 
     # Runs the machine until every fiber started by the scheduler is done.
+    #
+    # @example
+    #   scheduler = UM::FiberScheduler.new
+    #   Fiber.set_scheduler(scheduler)
+    #   Fiber.schedule { sleep 0.1 }
+    #   scheduler.run  # returns when the fiber is done
     def run
       until (fibers = machine.fiber_set).empty?
         machine.await(*fibers)
@@ -238,6 +319,9 @@ class UringMachine
       nil
     end
     # UringMachine 1.0's name for #run.
+    #
+    # @example
+    #   scheduler.join  # the same as #run
     alias join run
 
     # Buffered I/O hooks of Ruby 3.1 to 4.0: +length+ is the least to
@@ -245,18 +329,42 @@ class UringMachine
     # is not ready, after which Ruby calls #io_wait), +offset+ the position
     # in the buffer. Return bytes transferred or -errno.
     module BufferedIOv3
+      # IO#read, #readpartial, #gets...: reads at least +length+ bytes from the
+      # IO into +buffer+ at +offset+; returns the bytes read or -errno.
+      #
+      # @example
+      #   # Ruby calls it for IO#read / #readpartial in a scheduled fiber:
+      #   r, w = IO.pipe
+      #   Fiber.schedule { r.readpartial(10) }  # => io_read(r, buffer, 0, 0)
       def io_read(io, buffer, length, offset = 0)
         buffered_io(io, :read, buffer, length, offset, -1)
       end
 
+      # IO#write: writes at least +length+ bytes of +buffer+ from +offset+;
+      # returns the bytes written or -errno.
+      #
+      # @example
+      #   r, w = IO.pipe
+      #   Fiber.schedule { w.write("hello") }  # => io_write(w, buffer, 5, 0)
       def io_write(io, buffer, length, offset = 0)
         buffered_io(io, :write, buffer, length, offset, -1)
       end
 
+      # IO#pread, IO::Buffer#pread: like #io_read at the file position +from+.
+      #
+      # @example
+      #   File.open("/etc/hostname") do |f|
+      #     Fiber.schedule { f.pread(4, 0) }  # => io_pread(f, buffer, 0, 4, 0)
+      #   end
       def io_pread(io, buffer, from, length, offset = 0)
         buffered_io(io, :read, buffer, length, offset, from)
       end
 
+      # IO::Buffer#pwrite: like #io_write at the file position +from+.
+      #
+      # @example
+      #   buffer = IO::Buffer.for(+"data")
+      #   Fiber.schedule { buffer.pwrite(file, 0) }  # => io_pwrite(file, buffer, 0, 4, 0)
       def io_pwrite(io, buffer, from, length, offset = 0)
         buffered_io(io, :write, buffer, length, offset, from)
       end
@@ -265,18 +373,37 @@ class UringMachine
     # Buffered I/O hooks of Ruby 4.1 ("version 4"): offset first, +length+
     # the most to transfer, one attempt.
     module BufferedIOv4
+      # Reads at most +length+ bytes into +buffer+ at +offset+, one attempt;
+      # returns the bytes read or -errno.
+      #
+      # @example
+      #   # Ruby 4.1 calls it for IO#read / #readpartial in a scheduled fiber:
+      #   Fiber.schedule { r.readpartial(10) }  # => io_read(r, buffer, 0, 10)
       def io_read(io, buffer, offset, length)
         buffered_io(io, :read, buffer.slice(0, offset + length), 0, offset, -1)
       end
 
+      # Writes at most +length+ bytes of +buffer+ from +offset+, one attempt;
+      # returns the bytes written or -errno.
+      #
+      # @example
+      #   Fiber.schedule { w.write("hello") }  # => io_write(w, buffer, 0, 5)
       def io_write(io, buffer, offset, length)
         buffered_io(io, :write, buffer.slice(0, offset + length), 0, offset, -1)
       end
 
+      # Like #io_read at the file position +from+.
+      #
+      # @example
+      #   Fiber.schedule { f.pread(4, 0) }  # => io_pread(f, buffer, 0, 0, 4)
       def io_pread(io, buffer, from, offset, length)
         buffered_io(io, :read, buffer.slice(0, offset + length), 0, offset, from)
       end
 
+      # Like #io_write at the file position +from+.
+      #
+      # @example
+      #   Fiber.schedule { buffer.pwrite(file, 0) }  # => io_pwrite(file, buffer, 0, 0, 4)
       def io_pwrite(io, buffer, from, offset, length)
         buffered_io(io, :write, buffer.slice(0, offset + length), 0, offset, from)
       end

@@ -12,6 +12,11 @@ class UringMachine
   #
   # Raises TypeError for a +mask+ that is not an Integer, Errno::ENOENT or
   # Errno::ENOTDIR when +dir+ is not a directory.
+  #
+  # @example
+  #   machine.file_watch("/tmp/inbox", UM::IN_CLOSE_WRITE) do |event|
+  #     puts event[:name]
+  #   end
   def file_watch(dir, mask)
     raise ArgumentError, "file_watch needs a block" unless block_given?
     raise TypeError, "mask must be an Integer, not #{mask.class}" unless mask.is_a?(Integer)

@@ -21,6 +21,11 @@ class UringMachine
   #
   # With UM::WNOHANG and no child ready, returns nil. UM::WNOWAIT is not
   # accepted: the status can only be had by reaping.
+  #
+  # @example
+  #   pid = fork { exit 7 }
+  #   status = machine.waitid_status(UM::P_PID, pid, UM::WEXITED)
+  #   status.exitstatus  # => 7
   def waitid_status(idtype, id, options)
     raise TypeError, "options must be an Integer, not #{options.class}" unless options.is_a?(Integer)
     raise ArgumentError, "waitid_status reaps the child: WNOWAIT is not supported" if options.anybits?(WNOWAIT)

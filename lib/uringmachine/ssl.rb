@@ -14,6 +14,12 @@ class UringMachine
   # machine).
   #
   # Raises TypeError for anything but an OpenSSL::SSL::SSLSocket.
+  #
+  # @example
+  #   ssl = OpenSSL::SSL::SSLSocket.new(Socket.for_fd(fd), ctx)
+  #   machine.ssl_set_bio(ssl)
+  #   ssl.connect
+  #   ssl.write("ping")  # over io_uring
   def ssl_set_bio(ssl_socket)
     install_ssl_bio(ssl_socket)
   end

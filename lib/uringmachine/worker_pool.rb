@@ -13,6 +13,9 @@ class UringMachine
 
     class << self
       # The process's pool, created on first use (again in a forked child).
+      #
+      # @example
+      #   UM::WorkerPool.shared.size  # => Etc.nprocessors
       def shared
         @lock.synchronize do
           if @pid != Process.pid
@@ -24,8 +27,17 @@ class UringMachine
       end
     end
 
+    # The most threads the pool starts.
+    #
+    # @example
+    #   UM::WorkerPool.new(3).size  # => 3
     attr_reader :size
 
+    # A pool of at most +size+ worker threads (none started yet).
+    #
+    # @example
+    #   pool = UM::WorkerPool.new(2)
+    #   pool.size  # => 2
     def initialize(size)
       raise ArgumentError, "a pool needs at least one thread, not #{size}" unless size.is_a?(Integer) && size.positive?
 
@@ -37,6 +49,11 @@ class UringMachine
 
     # Queues the job (anything that responds to #call; it must not raise)
     # for the next free worker thread.
+    #
+    # @example
+    #   q = Thread::Queue.new
+    #   UM::WorkerPool.new(1).submit(-> { q << Thread.current.name })
+    #   q.pop  # => "um-worker"
     def submit(job)
       @lock.synchronize do
         @threads.select!(&:alive?)
@@ -47,6 +64,10 @@ class UringMachine
     end
 
     # The number of worker threads started so far.
+    #
+    # @example
+    #   pool = UM::WorkerPool.new(4)
+    #   pool.thread_count  # => 0 until work arrives
     def thread_count
       @lock.synchronize { @threads.count(&:alive?) }
     end

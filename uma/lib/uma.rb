@@ -15,6 +15,10 @@ module Uma
   class Error < StandardError; end
 
   # Monotonic seconds, for deadlines.
+  #
+  # @example
+  #   deadline = Uma.now + 5.0
+  #   Uma.now < deadline  # => true
   def self.now = Process.clock_gettime(Process::CLOCK_MONOTONIC)
 end
 

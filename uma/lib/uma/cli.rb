@@ -6,8 +6,18 @@ require "etc"
 module Uma
   # The `uma` command: options, environment, loading config.ru, starting.
   class CLI
+    # Runs the uma command with +argv+; returns the exit status.
+    #
+    # @example
+    #   exit Uma::CLI.start(ARGV)  # what the uma command does
     def self.start(argv) = new.start(argv)
 
+    # Parses +argv+, loads the app, listens, and serves with one worker or a
+    # Uma::Cluster until stopped. Returns 0, or 1 after printing a setup error
+    # (bad option, missing config.ru, address in use).
+    #
+    # @example
+    #   Uma::CLI.new.start(["-p", "9292", "config.ru"])  # serves until stopped; => 0, or 1 on a setup error
     def start(argv)
       config = parse(argv)
       app = load_app(config.rackup)
@@ -28,6 +38,13 @@ module Uma
       1
     end
 
+    # The Uma::Config the options and environment ($PORT, $WEB_CONCURRENCY)
+    # give; the config.ru path is the one argument left.
+    #
+    # @example
+    #   config = Uma::CLI.new.parse(["-b", "::1", "-p", "8080", "-w", "2"])
+    #   config.binds    # => ["[::1]:8080"]
+    #   config.workers  # => 2
     def parse(argv)
       config = Config.new(port: env_int("PORT") || 9292, workers: workers_value(ENV["WEB_CONCURRENCY"] || "1", "WEB_CONCURRENCY"))
       hosts = []

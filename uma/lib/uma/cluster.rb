@@ -13,6 +13,8 @@ module Uma
       @stopping = false
     end
 
+    # Forks the workers and replaces any that dies, until a stop signal and
+    # the workers' exit.
     def run
       Server::STOP_SIGNALS.each { |sig| trap(sig) { stop } }
       @config.workers.times { |i| spawn(i) }

@@ -23,15 +23,29 @@ module Uma
 
     attr_accessor(*DEFAULTS.keys)
 
+    # The DEFAULTS with +settings+ (any of their keys) over them.
+    #
+    # @example
+    #   config = Uma::Config.new(port: 8080, workers: 2)
+    #   config.idle_timeout  # => 20.0
     def initialize(**settings)
       DEFAULTS.merge(settings).each { |k, v| public_send("#{k}=", v) }
     end
 
     # The addresses to listen on: the binds given, else host:port.
+    #
+    # @example
+    #   Uma::Config.new(port: 8080).addresses                  # => ["0.0.0.0:8080"]
+    #   Uma::Config.new(binds: ["unix:/tmp/u.sock"]).addresses  # => ["unix:/tmp/u.sock"]
     def addresses
       binds.empty? ? [format_address(host, port)] : binds
     end
 
+    # HOST:PORT, with an IPv6 host in brackets.
+    #
+    # @example
+    #   config.format_address("::1", 80)        # => "[::1]:80"
+    #   config.format_address("127.0.0.1", 80)  # => "127.0.0.1:80"
     def format_address(host, port)
       host.include?(":") ? "[#{host}]:#{port}" : "#{host}:#{port}"
     end

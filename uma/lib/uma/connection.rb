@@ -424,29 +424,37 @@ module Uma
       @closed = false
     end
 
+    # Sends +data+ (anything with #to_s) to the client; returns its bytesize.
     def write(data)
       data = data.to_s
       @connection.write_raw(data) unless data.empty?
       data.bytesize
     end
 
+    # Like #write; returns self.
     def <<(data)
       write(data)
       self
     end
 
+    # Reading is not offered on this stream: always nil.
     def read(length = nil, buffer = nil) = nil
 
+    # Nothing is held back: returns self.
     def flush = self
 
+    # Nothing to close for reading.
     def close_read; end
 
+    # Ends the response, as #close.
     def close_write = close
 
+    # Ends the response: the connection finishes it after the body returns.
     def close
       @closed = true
     end
 
+    # Whether #close was called.
     def closed? = @closed
   end
 end

@@ -6,6 +6,7 @@ module Uma
     @second = nil
     @value = nil
 
+    # The current time as an HTTP Date field value, remade once a second.
     def self.httpdate
       now = Process.clock_gettime(Process::CLOCK_REALTIME, :second)
       return @value if now == @second

@@ -36,6 +36,7 @@ module Uma
       data && buffer
     end
 
+    # The next line, with its "\n", or nil at the end of the body.
     def gets
       loop do
         if (i = @pending.index("\n"))
@@ -48,12 +49,14 @@ module Uma
       end
     end
 
+    # Yields the body in chunks as they arrive.
     def each
       while (chunk = read(CHUNK))
         yield chunk
       end
     end
 
+    # Does nothing: the connection drains what the app left unread.
     def close; end
 
     # Whether the whole body has been taken from the wire.
@@ -111,6 +114,7 @@ module Uma
 
   # rack.input of a request without a body: one shared, frozen object.
   class EmptyInput
+    # The body of a request without one: nil for a length, "" otherwise.
     def read(length = nil, buffer = nil)
       raise ArgumentError, "negative length #{length} given" if length&.negative?
 
@@ -120,18 +124,23 @@ module Uma
       buffer || "".b
     end
 
+    # No line in an empty body.
     def gets = nil
 
+    # Yields nothing.
     def each; end
 
+    # Nothing to close.
     def close; end
 
     def finished? = true
 
+    # Nothing to drain.
     def drain; end
 
     def continue_sent? = true
   end
 
+  # The rack.input of every request without a body.
   EMPTY_INPUT = EmptyInput.new.freeze
 end

@@ -41,8 +41,10 @@ module Uma
       raise Error, "cannot listen on #{address}: #{e.message}"
     end
 
+    # The listening socket's fd, for UringMachine#accept.
     def fileno = @socket.fileno
 
+    # Closes the listening socket.
     def close = @socket.close
 
     private

@@ -18,6 +18,7 @@ module Rackup
         server.trap_signals.run
       end
 
+      # The options rackup lists for this handler.
       def self.valid_options
         { "Host=HOST" => "address to listen on (default 0.0.0.0)", "Port=PORT" => "port (default 9292)" }
       end
