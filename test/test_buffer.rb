@@ -15,6 +15,23 @@ class BufferSafetyTest < UMTestCase
 
   # The defect: the slice was locked but its parent could still be freed,
   # and the kernel then wrote into memory reused by other buffers.
+  # A huge maxlen reads what there is; an IO::Buffer grows (zero-filled) by
+  # at most 16 MiB for it, not by the 2 GiB asked (seconds of zeroing).
+  def test_huge_maxlen_into_an_io_buffer
+    r, w = pipe
+    a, b = socketpair
+    @machine.write(w, "hello")
+    @machine.send(a, "world", 5, 0)
+    [[:read, r], [:recv, b]].each do |kind, fd|
+      buffer = IO::Buffer.new(64)
+      t0 = monotonic
+      n = kind == :read ? @machine.read(fd, buffer, 2**31) : @machine.recv(fd, buffer, 2**31, 0)
+      assert_equal 5, n
+      assert_operator buffer.size, :<=, 64 + 16 * 1024 * 1024, "#{kind} grew the buffer for the whole maxlen"
+      assert_operator monotonic - t0, :<, 2, "#{kind} took too long" unless ENV["UM_GC_STRESS"] == "1"
+    end
+  end
+
   def test_read_into_slice_whose_parent_is_freed
     r, w = pipe
     parent = IO::Buffer.new(64)

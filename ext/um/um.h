@@ -239,7 +239,7 @@ double um_monotonic_time(void);
 void um_timespec_set(struct __kernel_timespec *ts, double seconds);
 
 // um_buffer.c: access to String and IO::Buffer memory
-void *um_buffer_for_read(VALUE buffer, size_t maxlen, ssize_t *offset);
+void *um_buffer_for_read(VALUE buffer, size_t *maxlen, ssize_t *offset);
 void um_buffer_after_read(VALUE buffer, ssize_t offset, ssize_t count);
 bool um_buffer_needs_bounce(VALUE buffer);
 void um_buffer_bounce_in(VALUE buffer, ssize_t offset, VALUE bounce, ssize_t count);

@@ -81,10 +81,18 @@ static void um_io_buffer_grow(VALUE buffer, size_t size, size_t needed, size_t m
   rb_io_buffer_resize(buffer, needed);
 }
 
-// Returns where to read maxlen bytes into the buffer at *offset (negative:
+// An IO::Buffer grows zero-filled (a String's new capacity is not touched):
+// a read asking for far more than the buffer holds grows it by at most
+// this much, and reads up to there (a read may return less than asked).
+// Asked for 2 GiB, the zeroing alone took seconds.
+#define UM_IO_BUFFER_GROW_MAX (16 * 1024 * 1024)
+
+// Returns where to read *maxlen bytes into the buffer at *offset (negative:
 // counted from the end, -1 appends); *offset is set to the absolute offset.
-// A String, or an IO::Buffer that owns its memory, grows to hold them.
-void *um_buffer_for_read(VALUE buffer, size_t maxlen, ssize_t *offset) {
+// A String, or an IO::Buffer that owns its memory, grows to hold them (an
+// IO::Buffer by at most UM_IO_BUFFER_GROW_MAX: *maxlen is lowered to fit).
+void *um_buffer_for_read(VALUE buffer, size_t *maxlen_p, ssize_t *offset) {
+  size_t maxlen = *maxlen_p;
   ssize_t ofs = *offset;
   if (RB_TYPE_P(buffer, T_STRING)) {
     long len = RSTRING_LEN(buffer);
@@ -106,6 +114,8 @@ void *um_buffer_for_read(VALUE buffer, size_t maxlen, ssize_t *offset) {
   if (ofs < 0 || (size_t)ofs > size)
     rb_raise(rb_eArgError, "buffer offset %zd is out of range for an IO::Buffer of %zu bytes", *offset, size);
   if (maxlen > size - (size_t)ofs) {
+    if (maxlen - (size - (size_t)ofs) > UM_IO_BUFFER_GROW_MAX)
+      *maxlen_p = maxlen = size - (size_t)ofs + UM_IO_BUFFER_GROW_MAX;
     um_io_buffer_grow(buffer, size, (size_t)ofs + maxlen, maxlen, ofs);
     rb_io_buffer_get_bytes_for_writing(buffer, &base, &size);
   }

@@ -103,7 +103,7 @@ VALUE um_transfer(struct um *m, const struct um_transfer *t) {
     VALUE bounce = Qnil;
     if (reading) {
       count = (size_t)t->len;
-      ptr = um_buffer_for_read(buffer, count, &offset);
+      ptr = um_buffer_for_read(buffer, &count, &offset);
     }
     else {
       size_t size;

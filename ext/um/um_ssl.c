@@ -510,7 +510,7 @@ VALUE um_ssl_read(VALUE machine, VALUE sock, VALUE buffer, size_t maxlen) {
   SSL *ssl = um_ssl_set_bio(machine, sock);
   if (maxlen > UM_SSL_READ_MAX) maxlen = UM_SSL_READ_MAX;
   ssize_t offset = 0;
-  void *ptr = um_buffer_for_read(buffer, maxlen, &offset);
+  void *ptr = um_buffer_for_read(buffer, &maxlen, &offset);
   VALUE ret = um_ssl_read_once(ssl, sock, ptr, maxlen, buffer);
   um_buffer_after_read(buffer, offset, FIXNUM_P(ret) ? FIX2LONG(ret) : 0);
   return ret;
