@@ -182,12 +182,7 @@ end
 
 if $PROGRAM_NAME == __FILE__
   results = ConnBench.run
-  dir = ENV.fetch("UM_BENCH_OUT", File.join(HTTPBench::ROOT, "benchmark/report"))
-  FileUtils.mkdir_p(dir)
-  File.write(File.join(dir, "connections.json"), JSON.pretty_generate(results))
-  md = ConnBench.table(results)
-  File.write(File.join(dir, "connections.md"), md)
-  puts md
+  HTTPBench.save_report("connections", results, ConnBench.table(results))
   failed = results.select { |_, r| r.nil? }.keys
   abort "connections: no figures for #{failed.join(", ")}" unless failed.empty?
 end

@@ -42,6 +42,17 @@ module HTTPBench
     server&.close
   end
 
+  # Writes NAME.json and NAME.md to UM_BENCH_OUT (default benchmark/report),
+  # prints the table, and returns the directory.
+  def save_report(name, data, md)
+    dir = ENV.fetch("UM_BENCH_OUT", File.join(ROOT, "benchmark/report"))
+    FileUtils.mkdir_p(dir)
+    File.write(File.join(dir, "#{name}.json"), JSON.pretty_generate(data))
+    File.write(File.join(dir, "#{name}.md"), md)
+    puts md
+    dir
+  end
+
   # The servers as [label, command builder, ruby?] entries.
   def servers
     all = {
@@ -188,12 +199,7 @@ end
 
 if $PROGRAM_NAME == __FILE__
   rows = HTTPBench.run
-  dir = ENV.fetch("UM_BENCH_OUT", File.join(HTTPBench::ROOT, "benchmark/report"))
-  FileUtils.mkdir_p(dir)
-  File.write(File.join(dir, "http.json"), JSON.pretty_generate(rows))
-  md = HTTPBench.table(rows)
-  File.write(File.join(dir, "http.md"), md)
-  puts md
+  HTTPBench.save_report("http", rows, HTTPBench.table(rows))
   # A smoke run must at least have measured every server once.
   failed = rows.select { |r| r[:results].nil? }
   abort "http: no figures for #{failed.map { |r| "#{r[:server]} x#{r[:processes]}" }.join(", ")}" unless failed.empty?

@@ -165,13 +165,8 @@ end
 
 if $PROGRAM_NAME == __FILE__
   report = TFBBench.run
-  dir = ENV.fetch("UM_BENCH_OUT", File.join(HTTPBench::ROOT, "benchmark/report"))
-  FileUtils.mkdir_p(dir)
-  File.write(File.join(dir, "tfb.json"), JSON.pretty_generate(report))
-  md = TFBBench.table(report)
-  File.write(File.join(dir, "tfb.md"), md)
+  dir = HTTPBench.save_report("tfb", report, TFBBench.table(report))
   TFBBench.chart(report, dir)
-  puts md
   failed = report[:results].select { |_, r| r.nil? }.keys
   abort "tfb: no figures for #{failed.join(", ")}" unless failed.empty?
 end
