@@ -13,7 +13,7 @@ class FiberEndTest < UMTestCase
     assert fibers.all?(&:done?)
   end
 
-  def test_ended_fibers_release_their_machine_stack_scan
+  def test_many_fibers_end_with_their_results
     fibers = Array.new(200) { @machine.spin { @machine.snooze; :ok } }
     @machine.join(*fibers)
     assert_equal [:ok] * 200, fibers.map(&:result)

@@ -266,6 +266,7 @@ struct um_transfer {
   bool once;              // one attempt that does not wait (RWF_NOWAIT, MSG_DONTWAIT): EAGAIN is returned
   bool no_raise;          // a failure returns -errno instead of raising
   bool regular_file;      // the fd is known to be a regular file (small writes are done inline)
+  bool tried;             // an attempt already found the fd not ready: no direct attempt
 };
 VALUE um_transfer(struct um *m, const struct um_transfer *t);
 

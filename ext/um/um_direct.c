@@ -112,18 +112,17 @@ bool um_fd_regular_p(struct um *m, int fd) {
   return um_fd_kind(m, fd) == UM_FD_REGULAR;
 }
 
-// With nowait, RWF_NOWAIT first (an fd whose kind may be stale).
+// With nowait, RWF_NOWAIT first (an fd whose kind may be stale): only a
+// file that refuses it (EOPNOTSUPP) gets the plain write.
 long um_inline_write(int fd, const void *ptr, size_t len, int64_t file_offset, bool nowait) {
-  struct iovec iov = { .iov_base = (void *)ptr, .iov_len = len };
-  ssize_t n = -1;
-  errno = EOPNOTSUPP;
   if (nowait) {
-    do n = pwritev2(fd, &iov, 1, (off_t)file_offset, RWF_NOWAIT);
-    while (n < 0 && errno == EINTR);
+    long n;
+    do n = um_direct_transfer(OP_WRITE, fd, (void *)ptr, len, file_offset, 0);
+    while (n == -EINTR);
+    if (n != -EOPNOTSUPP) return n;
   }
-  if (n < 0 && errno == EOPNOTSUPP) {
-    do n = file_offset < 0 ? write(fd, ptr, len) : pwrite(fd, ptr, len, (off_t)file_offset);
-    while (n < 0 && errno == EINTR);
-  }
+  ssize_t n;
+  do n = file_offset < 0 ? write(fd, ptr, len) : pwrite(fd, ptr, len, (off_t)file_offset);
+  while (n < 0 && errno == EINTR);
   return n >= 0 ? (long)n : (errno == EWOULDBLOCK ? -EAGAIN : -errno);
 }

@@ -85,6 +85,7 @@ static VALUE um_fiber_scheduler_done_waiting_on(VALUE self, VALUE io, VALUE fibe
 struct um_transfer_loop {
   struct um *m;
   bool regular_file;
+  bool tried; // an attempt found the fd not ready: the next goes to the ring
   VALUE io; // noted as waited on (for IO#close) once the loop waits; nil: never
   VALUE fiber;
   bool noted;
@@ -116,13 +117,14 @@ static VALUE um_transfer_loop_run(VALUE arg) {
       .kind = l->read_dir ? OP_READ : OP_WRITE, .fd = l->fd, .buffer = l->buffer,
       .len = (ssize_t)(l->size - offset), .buffer_offset = (ssize_t)offset,
       .file_offset = l->from < 0 ? -1 : l->from + (int64_t)total, .once = l->once, .no_raise = true,
-      .regular_file = l->regular_file
+      .regular_file = l->regular_file, .tried = l->tried
     };
     VALUE ret = um_transfer(l->m, &t);
     // Woken by something that is not an exception: Ruby retries on EINTR.
     long n = FIXNUM_P(ret) ? FIX2LONG(ret) : -EINTR;
     if (l->once && um_attempt_must_wait(&n, l->read_dir, l->fd, l->base + offset, l->size - offset)) {
       l->once = false;
+      l->tried = true;
       continue;
     }
     if (n < 0) return total ? SIZET2NUM(total) : LONG2NUM(n);
@@ -185,7 +187,7 @@ static VALUE um_fiber_scheduler_transfer(int argc, VALUE *argv, VALUE self) {
   // itself, with #io_wait and another attempt (readpartial, write) or an
   // IO::WaitReadable (read_nonblock). With many ops in use the attempt is a
   // syscall (see UM_DIRECT_OPS); otherwise a ring op that does not wait.
-  bool once = length == 0;
+  bool once = length == 0, tried = false;
   if (once && from < 0 && !regular_file && um_direct_wanted(m)) {
     long n = um_syscall_attempt(read_dir, fd, (char *)base + offset, size - offset, false);
     if (!um_attempt_must_wait(&n, read_dir, fd, (char *)base + offset, size - offset)) {
@@ -193,10 +195,11 @@ static VALUE um_fiber_scheduler_transfer(int argc, VALUE *argv, VALUE self) {
       return LONG2NUM(n);
     }
     once = false;
+    tried = true;
   }
 
   struct um_transfer_loop l = {
-    .m = m, .io = RTEST(note) ? io : Qnil, .regular_file = regular_file, .fiber = Qnil, .noted = false, .read_dir = read_dir, .once = once, .fd = fd,
+    .m = m, .io = RTEST(note) ? io : Qnil, .regular_file = regular_file, .tried = tried, .fiber = Qnil, .noted = false, .read_dir = read_dir, .once = once, .fd = fd,
     .buffer = buffer, .base = base, .size = size, .length = length, .offset = offset, .from = from
   };
   VALUE ret = rb_ensure(um_transfer_loop_run, (VALUE)&l, um_transfer_loop_ensure, (VALUE)&l);

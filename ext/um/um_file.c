@@ -94,7 +94,7 @@ static bool um_transfer_direct(struct um *m, const struct um_transfer *t, void *
 VALUE um_transfer(struct um *m, const struct um_transfer *t) {
   bool reading = t->kind == OP_READ || t->kind == OP_RECV;
   VALUE buffer = reading ? t->buffer : um_buffer_stable(t->buffer);
-  bool direct = um_direct_wanted(m);
+  bool direct = !t->tried && um_direct_wanted(m);
   while (true) {
     ssize_t offset = t->buffer_offset;
     size_t count;
